@@ -1,0 +1,78 @@
+"""The Flask application factory: settings, store, logging, request ids, blueprints.
+
+Creating the app opens no connection and starts no thread; the scheduler is started only by
+`integration.serve` or `flask --app wsgi scheduler`, never as a side effect of import.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+
+from flask import Flask, Response, g, request
+
+from integration import audit, http_errors, logs
+from integration.health import bp as health_bp
+from integration.ingest.api import bp as intake_bp
+from integration.settings import Settings
+from integration.store.db import Database, make_engine
+
+log = logging.getLogger("horizon.access")
+_SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    settings = settings or Settings.load()
+    logs.configure(settings.log_level)
+    app = Flask(__name__)
+    app.config.update(
+        HORIZON_SETTINGS=settings,
+        MAX_CONTENT_LENGTH=settings.max_body_bytes,
+        JSON_SORT_KEYS=False,
+    )
+    engine = make_engine(settings.database_url, pool_size=settings.db_pool_size)
+    app.extensions["horizon.db"] = Database(engine)
+
+    _register_request_context(app)
+    http_errors.register(app)
+    audit.register(app)
+    app.register_blueprint(health_bp)
+    app.register_blueprint(intake_bp)
+
+    from integration import cli
+
+    cli.register(app)
+    return app
+
+
+def _register_request_context(app: Flask) -> None:
+    @app.before_request
+    def _start() -> None:
+        incoming = request.headers.get("X-Request-ID", "")
+        g.request_id = incoming if _SAFE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        g.started = time.perf_counter()
+        logs.request_id_var.set(g.request_id)
+
+    @app.after_request
+    def _finish(response: Response) -> Response:
+        response.headers["X-Request-ID"] = g.get("request_id", "")
+        response.headers.setdefault("Cache-Control", "no-store")
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        rule = request.url_rule.rule if request.url_rule else "(unmatched)"
+        log.info(
+            "request",
+            extra={
+                "method": request.method,
+                "route": rule,
+                "status": response.status_code,
+                "duration_ms": logs.monotonic_ms(g.get("started", time.perf_counter())),
+                "actor": g.get("actor"),
+            },
+        )
+        return response
+
+    @app.teardown_request
+    def _clear(_exc: BaseException | None) -> None:
+        logs.request_id_var.set(None)

@@ -1,0 +1,1 @@
+"""Who may call what: API bearer tokens now; SMART Backend Services for the FHIR API later."""

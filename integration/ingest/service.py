@@ -1,0 +1,201 @@
+"""Intake of clinic records: validate, resolve references, and store new versions atomically.
+
+Validation is pure and runs before any lock is taken. The writes of one call happen in one
+database transaction, so a crash or error leaves every record either fully stored or not at all;
+rejected records never touch the store, and a batch is all-or-nothing per record, not per batch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import orjson
+from sqlalchemy.exc import IntegrityError
+
+from integration.ingest.problems import RecordError
+from integration.ingest.validation import KINDS, patient_of, references, validate_record
+from integration.store.audit import AuditEntry, AuditRepository
+from integration.store.db import Database
+from integration.store.records import ClinicRecordRepository, ConcurrentUpdate, NewVersion
+
+log = logging.getLogger(__name__)
+
+COLLECTIONS = {
+    "practitioners": "practitioner",
+    "patients": "patient",
+    "referrals": "referral",
+    "sessions": "session",
+    "assessments": "assessment",
+}
+_WRITE_ATTEMPTS = 3
+
+
+@dataclass(slots=True)
+class Outcome:
+    """The answer for one record: accepted (new version), unchanged, or rejected with its errors."""
+
+    kind: str
+    id: str | None
+    status: str = "rejected"
+    version: int | None = None
+    errors: list[RecordError] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "kind": self.kind,
+            "id": self.id,
+            "status": self.status,
+            "version": self.version,
+            "errors": [e.as_dict() for e in self.errors],
+        }
+
+
+@dataclass(slots=True)
+class _Candidate:
+    outcome: Outcome
+    record: dict[str, object]
+    payload: bytes = b""
+    content_hash: str = ""
+    # Errors found before touching the store (contract rules, duplicates); kept across write retries.
+    early_errors: list[RecordError] = field(default_factory=list)
+
+    def reset(self) -> None:
+        """Forget what a previous (rolled back) write attempt concluded."""
+        self.outcome.errors = list(self.early_errors)
+        self.outcome.status = "rejected" if self.early_errors else "pending"
+        self.outcome.version = None
+
+
+def canonical(record: dict[str, object]) -> tuple[bytes, str]:
+    """Canonical bytes (sorted keys, no whitespace) and their SHA-256: the idempotency key's content."""
+    payload = orjson.dumps(record, option=orjson.OPT_SORT_KEYS)
+    return payload, hashlib.sha256(payload).hexdigest()
+
+
+def ingest(
+    db: Database,
+    records: Iterable[tuple[str, object]],
+    *,
+    source: str,
+    request_id: str | None = None,
+    audit: AuditEntry | None = None,
+    audit_outcome: Callable[[list[Outcome]], int] | None = None,
+    now: datetime | None = None,
+) -> list[Outcome]:
+    """Validate and store (kind, record) pairs; answer one Outcome per pair, in input order.
+
+    `audit`, when given, is committed in the same transaction as the records it describes, with
+    the outcome `audit_outcome` derives from the answers (the HTTP status the caller will send).
+    """
+    candidates = [_validate(kind, record) for kind, record in records]
+    _reject_duplicates(candidates)
+    received_at = now or datetime.now(UTC)
+    for attempt in range(1, _WRITE_ATTEMPTS + 1):
+        try:
+            with db.writer() as conn:
+                _store(ClinicRecordRepository(conn), candidates, source, received_at, request_id)
+                if audit is not None:
+                    outcomes = [c.outcome for c in candidates]
+                    audit.detail = _summary(candidates)
+                    audit.outcome = audit_outcome(outcomes) if audit_outcome else 200
+                    AuditRepository(conn).record(audit)
+            return [c.outcome for c in candidates]
+        except (IntegrityError, ConcurrentUpdate):
+            # A concurrent writer took a version number we computed; re-read the heads and retry.
+            if attempt == _WRITE_ATTEMPTS:
+                raise
+            log.warning("concurrent intake write, retrying", extra={"attempt": attempt})
+    raise AssertionError("unreachable")
+
+
+def _validate(kind: str, record: object) -> _Candidate:
+    record_id = record.get("id") if isinstance(record, dict) else None
+    outcome = Outcome(kind=kind, id=record_id if isinstance(record_id, str) else None)
+    candidate = _Candidate(outcome=outcome, record=record if isinstance(record, dict) else {})
+    candidate.early_errors = validate_record(kind, record)
+    if candidate.early_errors:
+        return candidate
+    candidate.payload, candidate.content_hash = canonical(candidate.record)
+    return candidate
+
+
+def _reject_duplicates(candidates: list[_Candidate]) -> None:
+    """The same record twice in one call is ambiguous unless both copies are identical."""
+    first: dict[tuple[str, str], _Candidate] = {}
+    for c in candidates:
+        if c.early_errors or c.outcome.id is None:
+            continue
+        key = (c.outcome.kind, c.outcome.id)
+        earlier = first.get(key)
+        if earlier is None:
+            first[key] = c
+        elif earlier.content_hash != c.content_hash:
+            message = f"{key[0]} {key[1]!r} appears earlier in this batch with other content"
+            c.early_errors.append(RecordError(key[0], key[1], "", "duplicate-in-batch", message))
+
+
+def _store(
+    repo: ClinicRecordRepository,
+    candidates: list[_Candidate],
+    source: str,
+    received_at: datetime,
+    request_id: str | None,
+) -> None:
+    for c in candidates:
+        c.reset()
+    pending = [c for c in candidates if c.outcome.status == "pending"]
+    heads = repo.heads((c.outcome.kind, c.outcome.id) for c in pending)  # type: ignore[misc]
+    wanted = {(ref.kind, ref.id) for c in pending for ref in references(c.outcome.kind, c.record)}
+    known = repo.existing(wanted)
+    versions: list[NewVersion] = []
+    written: dict[tuple[str, str], int] = {}
+    # Kinds only refer to kinds before them, so one pass in dependency order resolves the batch.
+    for kind in KINDS:
+        for c in pending:
+            if c.outcome.kind != kind:
+                continue
+            key = (kind, c.outcome.id)
+            missing = [r for r in references(kind, c.record) if (r.kind, r.id) not in known]
+            if missing:
+                for ref in missing:
+                    message = f"{ref.path} names {ref.kind} {ref.id!r}, not stored and not accepted in this batch"
+                    _reject(c, ref.path, "reference", message)
+                continue
+            if key in written:  # an identical copy earlier in the batch
+                c.outcome.status, c.outcome.version = "unchanged", written[key]
+                continue
+            head = heads.get(key)  # type: ignore[arg-type]
+            if head is not None and head.content_hash == c.content_hash:
+                c.outcome.status, c.outcome.version = "unchanged", head.version
+            else:
+                version = head.version + 1 if head else 1
+                versions.append(
+                    NewVersion(
+                        kind,
+                        c.outcome.id,
+                        version,
+                        c.content_hash,
+                        c.payload.decode(),
+                        patient_of(kind, c.record),
+                    )  # type: ignore[arg-type]
+                )
+                c.outcome.status, c.outcome.version = "accepted", version
+            written[key] = c.outcome.version  # type: ignore[assignment]
+            known.add(key)  # type: ignore[arg-type]
+    repo.write(versions, source=source, received_at=received_at, request_id=request_id)
+
+
+def _reject(c: _Candidate, path: str, rule: str, message: str) -> None:
+    c.outcome.status, c.outcome.version = "rejected", None
+    c.outcome.errors.append(RecordError(c.outcome.kind, c.outcome.id, path, rule, message))
+
+
+def _summary(candidates: list[_Candidate]) -> dict[str, object]:
+    counts = {"accepted": 0, "unchanged": 0, "rejected": 0}
+    for c in candidates:
+        counts[c.outcome.status] = counts.get(c.outcome.status, 0) + 1
+    return counts

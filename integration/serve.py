@@ -1,0 +1,58 @@
+"""`make run`: the web app on waitress plus the in-process scheduler, stopped cleanly on SIGTERM."""
+
+from __future__ import annotations
+
+import logging
+import signal
+from types import FrameType
+
+from waitress import create_server
+
+from integration.app import create_app
+from integration.scheduler import SchedulerService
+
+log = logging.getLogger("horizon.serve")
+
+
+def main() -> None:
+    app = create_app()
+    settings = app.config["HORIZON_SETTINGS"]
+    server = create_server(
+        app,
+        host=settings.host,
+        port=settings.port,
+        threads=settings.web_threads,
+        # waitress buffers bodies before the app sees them; cap it just above the app's own 413 limit.
+        max_request_body_size=settings.max_body_bytes + 65536,
+        ident="horizon",
+    )
+    scheduler = SchedulerService(app) if settings.scheduler_enabled else None
+    if scheduler:
+        scheduler.start()
+
+    def _shutdown(_signum: int, _frame: FrameType | None) -> None:
+        server.close()
+
+    signal.signal(signal.SIGTERM, _shutdown)
+    signal.signal(signal.SIGINT, _shutdown)
+    host, port = server.effective_host, server.effective_port  # type: ignore[attr-defined]
+    log.info(
+        "serving",
+        extra={
+            "url": f"http://{host}:{port}",
+            "settings": {r["name"]: r["value"] for r in settings.describe()},
+        },
+    )
+    try:
+        server.run()
+    except (OSError, ValueError):
+        # server.close() from the signal handler ends the asyncore loop with a closed socket.
+        pass
+    finally:
+        if scheduler:
+            scheduler.stop()
+        log.info("stopped")
+
+
+if __name__ == "__main__":
+    main()

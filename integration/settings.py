@@ -1,0 +1,146 @@
+"""Every setting of the service, declared once: name, env var, type, default and meaning.
+
+Values come from, in rising precedence: the defaults below, the TOML file (`config/settings.toml`,
+or the file named by `HORIZON_CONFIG`), then the environment. Secrets are read from the
+environment only; a secret found in a file is a configuration error, so none is ever committed.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import MISSING, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, get_type_hints
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG_FILE = PROJECT_ROOT / "config" / "settings.toml"
+CONFIG_ENV = "HORIZON_CONFIG"
+
+
+class ConfigError(ValueError):
+    """The configuration cannot be used as given (bad value, unknown key, secret in a file)."""
+
+
+def setting(env: str, default: Any, doc: str, *, secret: bool = False) -> Any:
+    """Declare one setting as a dataclass field carrying its env var and documentation."""
+    return field(default=default, metadata={"env": env, "doc": doc, "secret": secret})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The service configuration. Field name = key in the TOML file."""
+
+    database_url: str = setting(
+        "DATABASE_URL",
+        "sqlite:///var/horizon.db",
+        "SQLAlchemy URL of the store. SQLite (a relative path is relative to the working directory) "
+        "or PostgreSQL, e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test.",
+    )
+    host: str = setting("HOST", "127.0.0.1", "Interface the web server listens on.")
+    port: int = setting("PORT", 8000, "TCP port the web server listens on.")
+    web_threads: int = setting("HORIZON_WEB_THREADS", 8, "Worker threads of the in-process WSGI server.")
+    max_body_bytes: int = setting(
+        "HORIZON_MAX_BODY_BYTES", 10 * 1024 * 1024, "Largest request body accepted; larger bodies get 413."
+    )
+    max_batch_records: int = setting(
+        "HORIZON_MAX_BATCH_RECORDS", 5000, "Most records accepted in one POST /api/v1/batch; more gets 413."
+    )
+    db_pool_size: int = setting("HORIZON_DB_POOL_SIZE", 10, "Database connections kept open per process.")
+    log_level: str = setting("HORIZON_LOG_LEVEL", "INFO", "Log level: DEBUG, INFO, WARNING or ERROR.")
+    scheduler_enabled: bool = setting(
+        "HORIZON_SCHEDULER",
+        True,
+        "Run the job scheduler inside `make run`'s process. A database lease keeps one leader at a time.",
+    )
+    scheduler_lease_seconds: int = setting(
+        "HORIZON_SCHEDULER_LEASE_SECONDS",
+        30,
+        "How long the scheduler leader's lease lasts without renewal before another process may take over.",
+    )
+
+    @classmethod
+    def load(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Build settings from defaults, the config file, the environment and explicit overrides."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        config_path = env.get(CONFIG_ENV)
+        path = Path(config_path) if config_path else DEFAULT_CONFIG_FILE
+        if config_path and not path.is_file():
+            raise ConfigError(f"{CONFIG_ENV} names {path}, which is not a readable file")
+        if path.is_file():
+            values.update(_read_file(path))
+        hints = get_type_hints(cls)
+        for f in fields(cls):
+            raw = env.get(f.metadata["env"])
+            if raw is not None and raw != "":
+                values[f.name] = _coerce(f.name, hints[f.name], raw)
+        values.update(overrides)
+        return replace(cls(), **values)
+
+    def describe(self) -> list[dict[str, Any]]:
+        """The settings table (for the README and logs), with secret values masked."""
+        rows = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.metadata["secret"] and value:
+                value = "***"
+            elif f.name == "database_url":
+                value = redact_url(value)
+            rows.append({"name": f.name, "env": f.metadata["env"], "value": value, "doc": f.metadata["doc"]})
+        return rows
+
+
+def redact_url(url: str) -> str:
+    """Hide a password inside a database URL before it is shown anywhere."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    credentials, _, host = rest.rpartition("@")
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}" if ":" in credentials else url
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    known = {f.name: f for f in fields(Settings)}
+    hints = get_type_hints(Settings)
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        f = known.get(key)
+        if f is None:
+            raise ConfigError(f"{path}: unknown setting {key!r}")
+        if f.metadata["secret"]:
+            raise ConfigError(f"{path}: {key!r} is a secret; set it in the environment ({f.metadata['env']})")
+        expected = hints[key]
+        if (expected is int and isinstance(value, bool)) or not isinstance(value, expected):
+            raise ConfigError(f"{path}: {key!r} must be {expected.__name__}, got {type(value).__name__}")
+        out[key] = value
+    return out
+
+
+def _coerce(name: str, expected: type, raw: str) -> Any:
+    if expected is str:
+        return raw
+    if expected is bool:
+        lowered = raw.strip().lower()
+        if lowered in {"1", "true", "yes", "on"}:
+            return True
+        if lowered in {"0", "false", "no", "off"}:
+            return False
+        raise ConfigError(f"setting {name}: {raw!r} is not a boolean (true/false)")
+    if expected is int:
+        try:
+            return int(raw)
+        except ValueError:
+            raise ConfigError(f"setting {name}: {raw!r} is not an integer") from None
+    raise ConfigError(f"setting {name}: unsupported type {expected!r}")
+
+
+def defaults() -> dict[str, Any]:
+    """Default value of every setting, by name (used to check the committed TOML stays in step)."""
+    return {f.name: f.default for f in fields(Settings) if f.default is not MISSING}

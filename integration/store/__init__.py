@@ -1,0 +1,1 @@
+"""The durable store: schema, migrations, engine and repositories (SQLite or PostgreSQL)."""

@@ -1,0 +1,53 @@
+"""Repository of the audit log: one row per access to PHI or administrative action."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, insert, select
+
+from integration.store.schema import audit_event
+
+
+@dataclass(slots=True)
+class AuditEntry:
+    """What happened, by whom, to which patient's data, and how it ended (HTTP status)."""
+
+    action: str
+    outcome: int
+    actor: str | None = None
+    role: str | None = None
+    patient_id: str | None = None
+    entity: str | None = None
+    request_id: str | None = None
+    remote_addr: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+    recorded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+class AuditRepository:
+    def __init__(self, connection: Connection) -> None:
+        self._conn = connection
+
+    def record(self, entry: AuditEntry) -> None:
+        self._conn.execute(
+            insert(audit_event).values(
+                recorded_at=entry.recorded_at,
+                request_id=entry.request_id,
+                actor=entry.actor,
+                role=entry.role,
+                action=entry.action,
+                outcome=entry.outcome,
+                patient_id=entry.patient_id,
+                entity=entry.entity,
+                remote_addr=entry.remote_addr,
+                detail=orjson.dumps(entry.detail).decode() if entry.detail else None,
+            )
+        )
+
+    def recent(self, limit: int = 100) -> list[dict[str, Any]]:
+        rows = self._conn.execute(select(audit_event).order_by(audit_event.c.pk.desc()).limit(limit))
+        return [dict(row._mapping) for row in rows]

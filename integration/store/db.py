@@ -1,0 +1,81 @@
+"""Engine creation with the durability settings each backend needs.
+
+`hide_parameters` keeps record values (PHI) out of every SQL error message and log line.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import make_url
+
+# Connections opened with this execution option start their transaction with BEGIN IMMEDIATE on
+# SQLite, so a writer takes the write lock up front instead of failing to upgrade a read lock later.
+WRITE = {"sqlite_write": True}
+
+
+def make_engine(url: str, *, pool_size: int = 10, connect_args: dict[str, Any] | None = None) -> Engine:
+    """Create the engine; on SQLite: WAL, synchronous=FULL, foreign keys on, and a busy timeout."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return _sqlite_engine(url, parsed.database)
+    return create_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        hide_parameters=True,
+        connect_args=connect_args or {},
+    )
+
+
+def is_sqlite(engine: Engine) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+def _sqlite_engine(url: str, database: str | None) -> Engine:
+    engine = create_engine(
+        url, hide_parameters=True, connect_args={"timeout": 30, "check_same_thread": False}
+    )
+
+    @event.listens_for(engine, "do_connect")
+    def _make_directory(*_args: Any) -> None:
+        # On first connect, not at engine creation: creating the app must not touch the disk.
+        if database and database != ":memory:" and not database.startswith("file:"):
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" hook below issue BEGIN itself (pysqlite's own is lazy and wrong).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        immediate = conn.get_execution_options().get("sqlite_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+class Database:
+    """The engine plus the two ways the service uses it: short reads and write transactions."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def reader(self) -> AbstractContextManager[Connection]:
+        """A connection in a (deferred) transaction, for reads."""
+        return self.engine.begin()
+
+    def writer(self) -> AbstractContextManager[Connection]:
+        """A write transaction: committed on success, rolled back on any error."""
+        return self.engine.execution_options(**WRITE).begin()

@@ -1,0 +1,194 @@
+"""The schema, designed once for SQLite and PostgreSQL alike; Alembic migrations create it.
+
+Payloads are stored as the exact serialized bytes (text) that were validated on the way in, so
+reads, exports and outbound bundles never re-validate or re-serialize.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on both backends (SQLite stores naive text, PostgreSQL timestamptz)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; use an aware UTC datetime")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a 64-bit key.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+RECORD_KINDS = ("practitioner", "patient", "referral", "session", "assessment")
+RECORD_SOURCES = ("api", "csv", "xml")
+
+# Every version of every clinic record ever accepted; never updated, never deleted.
+clinic_record = Table(
+    "clinic_record",
+    metadata,
+    Column("pk", BigId, primary_key=True, autoincrement=True),
+    Column("kind", String(16), nullable=False),
+    Column("clinic_id", String(128), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("content_hash", String(64), nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("source", String(8), nullable=False),
+    Column("received_at", UtcDateTime(), nullable=False),
+    Column("request_id", String(64), nullable=True),
+    UniqueConstraint("kind", "clinic_id", "version"),
+    CheckConstraint("kind IN ('practitioner', 'patient', 'referral', 'session', 'assessment')", name="kind"),
+    CheckConstraint("source IN ('api', 'csv', 'xml')", name="source"),
+    CheckConstraint("version >= 1", name="version"),
+)
+
+# The current version of each clinic record: the idempotency check and referential lookups read it.
+clinic_record_head = Table(
+    "clinic_record_head",
+    metadata,
+    Column("kind", String(16), primary_key=True),
+    Column("clinic_id", String(128), primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("content_hash", String(64), nullable=False),
+    Column("record_pk", BigId, ForeignKey("clinic_record.pk"), nullable=False),
+    Column("patient_id", String(128), nullable=True),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    Index(None, "patient_id"),
+)
+
+# The current version of each FHIR resource (filled by the mapping layer).
+fhir_resource = Table(
+    "fhir_resource",
+    metadata,
+    Column("resource_type", String(64), primary_key=True),
+    Column("id", String(64), primary_key=True),
+    Column("version_id", Integer, nullable=False),
+    Column("last_updated", UtcDateTime(), nullable=False),
+    Column("patient_id", String(64), nullable=True),
+    Column("deleted", Boolean, nullable=False, default=False),
+    Column("content_hash", String(64), nullable=False),
+    Column("content", Text, nullable=True),
+    Column("source_record_pk", BigId, ForeignKey("clinic_record.pk"), nullable=True),
+    Index(None, "patient_id", "resource_type"),
+    Index(None, "resource_type", "last_updated"),
+)
+
+# Full version history of every FHIR resource (vread, _history); a deletion is a version too.
+fhir_resource_version = Table(
+    "fhir_resource_version",
+    metadata,
+    Column("resource_type", String(64), primary_key=True),
+    Column("id", String(64), primary_key=True),
+    Column("version_id", Integer, primary_key=True),
+    Column("last_updated", UtcDateTime(), nullable=False),
+    Column("patient_id", String(64), nullable=True),
+    Column("deleted", Boolean, nullable=False, default=False),
+    Column("content_hash", String(64), nullable=False),
+    Column("content", Text, nullable=True),
+    Index(None, "resource_type", "last_updated"),
+)
+
+# One row per resource version written, in a monotonically increasing sequence: the only source
+# that sync and incremental pulls read, so a no-change sync costs the same at any store size.
+change_feed = Table(
+    "change_feed",
+    metadata,
+    Column("seq", BigId, primary_key=True, autoincrement=True),
+    Column("resource_type", String(64), nullable=False),
+    Column("resource_id", String(64), nullable=False),
+    Column("version_id", Integer, nullable=False),
+    Column("patient_id", String(64), nullable=True),
+    Column("deleted", Boolean, nullable=False, default=False),
+    Column("recorded_at", UtcDateTime(), nullable=False),
+    ForeignKeyConstraint(
+        ["resource_type", "resource_id", "version_id"],
+        [
+            "fhir_resource_version.resource_type",
+            "fhir_resource_version.id",
+            "fhir_resource_version.version_id",
+        ],
+    ),
+    UniqueConstraint("resource_type", "resource_id", "version_id"),
+)
+
+# Bearer tokens of the clinic API and admin API. Only a SHA-256 of each token is kept.
+api_token = Table(
+    "api_token",
+    metadata,
+    Column("pk", BigId, primary_key=True, autoincrement=True),
+    Column("name", String(100), nullable=False, unique=True),
+    Column("role", String(16), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("revoked_at", UtcDateTime(), nullable=True),
+    CheckConstraint("role IN ('clinic', 'admin')", name="role"),
+)
+
+# Who did what to which patient's data, and how it ended. Queryable later as FHIR AuditEvent.
+audit_event = Table(
+    "audit_event",
+    metadata,
+    Column("pk", BigId, primary_key=True, autoincrement=True),
+    Column("recorded_at", UtcDateTime(), nullable=False),
+    Column("request_id", String(64), nullable=True),
+    Column("actor", String(100), nullable=True),
+    Column("role", String(16), nullable=True),
+    Column("action", String(64), nullable=False),
+    Column("outcome", Integer, nullable=False),
+    Column("patient_id", String(128), nullable=True),
+    Column("entity", String(200), nullable=True),
+    Column("remote_addr", String(64), nullable=True),
+    Column("detail", Text, nullable=True),
+    Index(None, "recorded_at"),
+    Index(None, "patient_id", "recorded_at"),
+)
+
+# Named leases (e.g. the scheduler leader): at most one holder until expires_at.
+lease = Table(
+    "lease",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("holder", String(128), nullable=False),
+    Column("acquired_at", UtcDateTime(), nullable=False),
+    Column("expires_at", UtcDateTime(), nullable=False),
+)
