@@ -9,7 +9,7 @@ from types import FrameType
 
 import click
 from flask import Flask, current_app
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 
 from integration.store import migrate
 from integration.store.tokens import ROLES, DuplicateTokenName, TokenRepository
@@ -76,6 +76,7 @@ def tokens_list() -> None:
 
 
 @click.command("scheduler")
+@with_appcontext
 def scheduler_command() -> None:
     """Run the job scheduler in the foreground (production: beside web workers that run none)."""
     from integration.scheduler import SchedulerService
@@ -96,6 +97,7 @@ def scheduler_command() -> None:
 
 
 @click.command("demo")
+@with_appcontext
 @click.option("--patients", default=5, show_default=True)
 @click.option("--sessions-per-patient", default=3, show_default=True)
 @click.option("--seed", default=1, show_default=True)

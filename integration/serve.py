@@ -31,7 +31,8 @@ def main() -> None:
         scheduler.start()
 
     def _shutdown(_signum: int, _frame: FrameType | None) -> None:
-        server.close()
+        # waitress's run() catches this, lets running requests finish and returns.
+        raise SystemExit(0)
 
     signal.signal(signal.SIGTERM, _shutdown)
     signal.signal(signal.SIGINT, _shutdown)
@@ -45,9 +46,6 @@ def main() -> None:
     )
     try:
         server.run()
-    except (OSError, ValueError):
-        # server.close() from the signal handler ends the asyncore loop with a closed socket.
-        pass
     finally:
         if scheduler:
             scheduler.stop()

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 import orjson
 from sqlalchemy.exc import IntegrityError
 
-from integration.ingest.problems import RecordError
+from integration.ingest.problems import RecordError, Reference
 from integration.ingest.validation import KINDS, patient_of, references, validate_record
 from integration.store.audit import AuditEntry, AuditRepository
 from integration.store.db import Database
@@ -60,6 +60,7 @@ class _Candidate:
     record: dict[str, object]
     payload: bytes = b""
     content_hash: str = ""
+    references: list[Reference] = field(default_factory=list)
     # Errors found before touching the store (contract rules, duplicates); kept across write retries.
     early_errors: list[RecordError] = field(default_factory=list)
 
@@ -96,7 +97,7 @@ def ingest(
     received_at = now or datetime.now(UTC)
     for attempt in range(1, _WRITE_ATTEMPTS + 1):
         try:
-            with db.writer() as conn:
+            with db.serialized_writer() as conn:
                 _store(ClinicRecordRepository(conn), candidates, source, received_at, request_id)
                 if audit is not None:
                     outcomes = [c.outcome for c in candidates]
@@ -105,7 +106,7 @@ def ingest(
                     AuditRepository(conn).record(audit)
             return [c.outcome for c in candidates]
         except (IntegrityError, ConcurrentUpdate):
-            # A concurrent writer took a version number we computed; re-read the heads and retry.
+            # Only a writer outside serialized_writer can get here (e.g. a manual fix); re-read and retry.
             if attempt == _WRITE_ATTEMPTS:
                 raise
             log.warning("concurrent intake write, retrying", extra={"attempt": attempt})
@@ -120,6 +121,7 @@ def _validate(kind: str, record: object) -> _Candidate:
     if candidate.early_errors:
         return candidate
     candidate.payload, candidate.content_hash = canonical(candidate.record)
+    candidate.references = references(kind, candidate.record)
     return candidate
 
 
@@ -148,9 +150,9 @@ def _store(
     for c in candidates:
         c.reset()
     pending = [c for c in candidates if c.outcome.status == "pending"]
-    heads = repo.heads((c.outcome.kind, c.outcome.id) for c in pending)  # type: ignore[misc]
-    wanted = {(ref.kind, ref.id) for c in pending for ref in references(c.outcome.kind, c.record)}
-    known = repo.existing(wanted)
+    wanted = {(ref.kind, ref.id) for c in pending for ref in c.references}
+    heads = repo.heads([*wanted, *((c.outcome.kind, c.outcome.id) for c in pending)])  # type: ignore[list-item]
+    known: set[tuple[str, str]] = set(heads)
     versions: list[NewVersion] = []
     written: dict[tuple[str, str], int] = {}
     # Kinds only refer to kinds before them, so one pass in dependency order resolves the batch.
@@ -159,10 +161,12 @@ def _store(
             if c.outcome.kind != kind:
                 continue
             key = (kind, c.outcome.id)
-            missing = [r for r in references(kind, c.record) if (r.kind, r.id) not in known]
+            missing = [r for r in c.references if (r.kind, r.id) not in known]
             if missing:
                 for ref in missing:
-                    message = f"{ref.path} names {ref.kind} {ref.id!r}, not stored and not accepted in this batch"
+                    message = (
+                        f"{ref.path} names {ref.kind} {ref.id!r}, not stored and not accepted in this batch"
+                    )
                     _reject(c, ref.path, "reference", message)
                 continue
             if key in written:  # an identical copy earlier in the batch

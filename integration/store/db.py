@@ -5,7 +5,8 @@
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,8 @@ from sqlalchemy.engine import make_url
 # Connections opened with this execution option start their transaction with BEGIN IMMEDIATE on
 # SQLite, so a writer takes the write lock up front instead of failing to upgrade a read lock later.
 WRITE = {"sqlite_write": True}
+# PostgreSQL advisory lock key of serialized writers ("Horizon" in ASCII).
+SERIALIZED_WRITES_LOCK = 0x486F72697A6F6E
 
 
 def make_engine(url: str, *, pool_size: int = 10, connect_args: dict[str, Any] | None = None) -> Engine:
@@ -79,3 +82,17 @@ class Database:
     def writer(self) -> AbstractContextManager[Connection]:
         """A write transaction: committed on success, rolled back on any error."""
         return self.engine.execution_options(**WRITE).begin()
+
+    @contextmanager
+    def serialized_writer(self) -> Iterator[Connection]:
+        """A write transaction that runs alone among serialized writers, until it commits.
+
+        Intake computes version numbers from what it reads and appends to the change feed, so its
+        transactions must not interleave: then versions never collide and change-feed sequence
+        numbers become visible in commit order. SQLite's BEGIN IMMEDIATE already gives this; on
+        PostgreSQL a transaction-scoped advisory lock does.
+        """
+        with self.writer() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({SERIALIZED_WRITES_LOCK})")
+            yield conn

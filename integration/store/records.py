@@ -102,10 +102,7 @@ class ClinicRecordRepository:
             }
             for v in versions
         ]
-        result = self._conn.execute(
-            insert(clinic_record).returning(clinic_record.c.pk, sort_by_parameter_order=True), rows
-        )
-        pks = {(v.kind, v.clinic_id, v.version): pk for v, (pk,) in zip(versions, result, strict=True)}
+        self._conn.execute(insert(clinic_record), rows)
         created = [v for v in versions if v.version == 1]
         moved = [v for v in versions if v.version > 1]
         if created:
@@ -117,7 +114,6 @@ class ClinicRecordRepository:
                         "clinic_id": v.clinic_id,
                         "version": 1,
                         "content_hash": v.content_hash,
-                        "record_pk": pks[(v.kind, v.clinic_id, 1)],
                         "patient_id": v.patient_id,
                         "updated_at": received_at,
                     }
@@ -132,7 +128,6 @@ class ClinicRecordRepository:
                 .values(
                     version=v.version,
                     content_hash=v.content_hash,
-                    record_pk=pks[(v.kind, v.clinic_id, v.version)],
                     patient_id=v.patient_id,
                     updated_at=received_at,
                 )
@@ -146,7 +141,8 @@ class ClinicRecordRepository:
         query = select(r.kind, r.clinic_id, r.version, r.content_hash, r.payload, r.source, r.received_at)
         if version is None:
             h = clinic_record_head.c
-            query = query.join(clinic_record_head, h.record_pk == r.pk).where(
+            same_version = (h.kind == r.kind) & (h.clinic_id == r.clinic_id) & (h.version == r.version)
+            query = query.join(clinic_record_head, same_version).where(
                 h.kind == kind, h.clinic_id == clinic_id
             )
         else:

@@ -90,9 +90,12 @@ clinic_record_head = Table(
     Column("clinic_id", String(128), primary_key=True),
     Column("version", Integer, nullable=False),
     Column("content_hash", String(64), nullable=False),
-    Column("record_pk", BigId, ForeignKey("clinic_record.pk"), nullable=False),
     Column("patient_id", String(128), nullable=True),
     Column("updated_at", UtcDateTime(), nullable=False),
+    ForeignKeyConstraint(
+        ["kind", "clinic_id", "version"],
+        ["clinic_record.kind", "clinic_record.clinic_id", "clinic_record.version"],
+    ),
     Index(None, "patient_id"),
 )
 

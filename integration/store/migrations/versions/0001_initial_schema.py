@@ -140,11 +140,12 @@ def upgrade() -> None:
         sa.Column("clinic_id", sa.String(length=128), nullable=False),
         sa.Column("version", sa.Integer(), nullable=False),
         sa.Column("content_hash", sa.String(length=64), nullable=False),
-        sa.Column("record_pk", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("patient_id", sa.String(length=128), nullable=True),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
-            ["record_pk"], ["clinic_record.pk"], name=op.f("fk_clinic_record_head_record_pk_clinic_record")
+            ["kind", "clinic_id", "version"],
+            ["clinic_record.kind", "clinic_record.clinic_id", "clinic_record.version"],
+            name=op.f("fk_clinic_record_head_kind_clinic_id_version_clinic_record"),
         ),
         sa.PrimaryKeyConstraint("kind", "clinic_id", name=op.f("pk_clinic_record_head")),
     )
