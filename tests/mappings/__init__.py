@@ -1,0 +1,1 @@
+"""Tests of the pure mapping layer (mappings/), mirroring its modules."""

@@ -1,0 +1,115 @@
+"""Mapping throughput beside its floors: models-alone validation and orjson, so regressions show as ratios.
+
+Run: `python -m tests.mappings.bench_mappings [sessions]` from the repo root. Realistic sessions (the golden
+ones, re-keyed) are mapped; each figure is resources per second on one core, the best of 5 rounds that each
+run every figure once (interleaved, so a busy neighbour hurts all figures alike), with the cyclic GC
+collected, frozen and disabled around every timed run (it otherwise costs up to a third of model throughput).
+Target (issue 3): mapping + validation >= half the models-alone rate.
+"""
+
+from __future__ import annotations
+
+import copy
+import gc
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from fhir.resources.R4B.observation import Observation
+
+from mappings.dispatch import map_record, map_record_dicts
+from mappings.models import validate
+from mappings.serialize import dict_bytes, map_record_bytes, to_json_bytes
+from tests.mappings.conftest import make_ctx
+
+GOLDEN = Path(__file__).parent / "golden" / "session"
+
+
+def sessions(n: int) -> list[dict]:
+    """`n` realistic sessions: the golden ones with fresh ids for the session and every child."""
+    bases = [json.loads(p.read_text(encoding="utf-8")) for p in sorted(GOLDEN.glob("*.input.json"))]
+    out = []
+    for i in range(n):
+        s = copy.deepcopy(bases[i % len(bases)])
+        s["id"] = f"{s['id']}-{i}"
+        for key in ("medications", "assessments", "adverse_events"):
+            for j, child in enumerate(s.get(key, ())):
+                child["id"] = f"{child['id']}-{i}-{j}"
+        out.append(s)
+    return out
+
+
+def _timed(fn: Callable[[], object]) -> float:
+    gc.collect()
+    gc.freeze()
+    gc.disable()
+    try:
+        t0 = time.perf_counter()
+        fn()
+        return time.perf_counter() - t0
+    finally:
+        gc.enable()
+        gc.unfreeze()
+
+
+def main(n: int = 300, rounds: int = 5) -> dict[str, float]:
+    """Print and return resources/s per figure (best of interleaved rounds: the box is shared)."""
+    ctx = make_ctx()
+    records = sessions(n)
+    dicts = [d for s in records for d in map_record_dicts("session", s, ctx)]
+    models = [validate(d) for d in dicts]
+    count = len(dicts)
+    observations = [d for d in dicts if d["resourceType"] == "Observation"]
+    print(f"{n} sessions -> {count} resources ({len(observations)} Observations), best of {rounds} rounds")
+    cases: dict[str, tuple[str, Callable[[], object], int]] = {
+        "map_only": (
+            "mapping only (dicts, no validation)",
+            lambda: [map_record_dicts("session", s, ctx) for s in records],
+            count,
+        ),
+        "map_validate": (
+            "mapping + validation (map_record)",
+            lambda: [map_record("session", s, ctx) for s in records],
+            count,
+        ),
+        "map_validate_bytes": (
+            "mapping + validation + bytes (map_record_bytes)",
+            lambda: [map_record_bytes("session", s, ctx) for s in records],
+            count,
+        ),
+        "models_alone": (
+            "floor: models alone, validating the same dicts",
+            lambda: [validate(d) for d in dicts],
+            count,
+        ),
+        "orjson": ("floor: orjson dumps of the same dicts", lambda: [dict_bytes(d) for d in dicts], count),
+        "model_dump": (
+            "for comparison: model_dump + orjson (to_json_bytes)",
+            lambda: [to_json_bytes(m) for m in models],
+            count,
+        ),
+        "observations_alone": (
+            "Observation.model_validate alone (Observations only)",
+            lambda: [Observation.model_validate(d) for d in observations],
+            len(observations),
+        ),
+    }
+    best = dict.fromkeys(cases, float("inf"))
+    for _ in range(rounds):
+        for key, (_, fn, _) in cases.items():
+            best[key] = min(best[key], _timed(fn))
+    figures = {key: cases[key][2] / best[key] for key in cases}
+    for key, (label, _, _) in cases.items():
+        print(f"  {label:<56} {figures[key]:>10,.0f} /s")
+    ratio = figures["map_validate"] / figures["models_alone"]
+    print(f"  mapping + validation / models alone = {ratio:.2f} (target >= 0.50)")
+    with_bytes = figures["map_validate_bytes"] / figures["models_alone"]
+    print(f"  mapping + validation + bytes / models alone = {with_bytes:.2f}")
+    print(f"  orjson / models alone = {figures['orjson'] / figures['models_alone']:.0f}x")
+    return figures
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 300)
