@@ -1,9 +1,11 @@
 """`python -m bench`: run every benchmark and print its figures."""
 
-from bench import intake
+from bench import intake, mappings
 
 
 def main() -> None:
+    mappings.main()
+    print()
     intake.main()
 
 

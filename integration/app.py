@@ -16,6 +16,7 @@ from flask import Flask, Response, g, request
 from integration import audit, http_errors, logs
 from integration.health import bp as health_bp
 from integration.ingest.api import bp as intake_bp
+from integration.ingest.resources import mapping_context
 from integration.settings import Settings
 from integration.store.db import Database, make_engine
 
@@ -34,6 +35,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     )
     engine = make_engine(settings.database_url, pool_size=settings.db_pool_size)
     app.extensions["horizon.db"] = Database(engine)
+    app.extensions["horizon.mapping"] = mapping_context(settings)
 
     _register_request_context(app)
     http_errors.register(app)

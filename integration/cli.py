@@ -31,9 +31,13 @@ def _db():  # noqa: ANN202
 
 @db_cli.command("upgrade")
 def db_upgrade() -> None:
-    """Apply all pending migrations."""
+    """Apply all pending migrations, then store the resources the configuration defines."""
+    from integration.ingest.service import write_static_resources
+
     migrate.upgrade(_db().engine)
-    click.echo(f"database at revision {migrate.current_revision(_db().engine)}")
+    written = write_static_resources(_db(), current_app.extensions["horizon.mapping"])
+    revision = migrate.current_revision(_db().engine)
+    click.echo(f"database at revision {revision}; {written} configuration resources written")
 
 
 @db_cli.command("current")
@@ -108,7 +112,7 @@ def demo_command(patients: int, sessions_per_patient: int, seed: int) -> None:
 
     batch = synthetic.batch(seed, patients, sessions_per_patient)
     pairs = [(kind, r) for collection, kind in COLLECTIONS.items() for r in batch.get(collection, [])]
-    outcomes = ingest(_db(), pairs, source="api")
+    outcomes = ingest(_db(), pairs, ctx=current_app.extensions["horizon.mapping"], source="api")
     counts: dict[str, int] = {}
     for o in outcomes:
         counts[o.status] = counts.get(o.status, 0) + 1

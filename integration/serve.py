@@ -9,6 +9,7 @@ from types import FrameType
 from waitress import create_server
 
 from integration.app import create_app
+from integration.ingest.service import write_static_resources
 from integration.scheduler import SchedulerService
 
 log = logging.getLogger("horizon.serve")
@@ -17,6 +18,8 @@ log = logging.getLogger("horizon.serve")
 def main() -> None:
     app = create_app()
     settings = app.config["HORIZON_SETTINGS"]
+    # The configuration may have changed since the last start (clinic name, base URL).
+    write_static_resources(app.extensions["horizon.db"], app.extensions["horizon.mapping"])
     server = create_server(
         app,
         host=settings.host,

@@ -49,6 +49,23 @@ class Settings:
     )
     db_pool_size: int = setting("HORIZON_DB_POOL_SIZE", 10, "Database connections kept open per process.")
     log_level: str = setting("HORIZON_LOG_LEVEL", "INFO", "Log level: DEBUG, INFO, WARNING or ERROR.")
+    clinic_base_url: str = setting(
+        "HORIZON_CLINIC_BASE_URL",
+        "https://clinic.example.org/fhir",
+        "Root of every clinic URI in FHIR output (identifier systems {base}/sid/{kind}, local CodeSystems, "
+        "Questionnaire canonicals). Set it once before go-live: changing it changes every resource.",
+    )
+    clinic_id: str = setting(
+        "HORIZON_CLINIC_ID", "clinic", "The clinic's own id (its Organization's identifier)."
+    )
+    clinic_name: str = setting("HORIZON_CLINIC_NAME", "Horizon Infusion Clinic", "The clinic's name.")
+    clinic_npi: str = setting("HORIZON_CLINIC_NPI", "", "The clinic's organizational NPI (empty: none).")
+    clinic_phone: str = setting("HORIZON_CLINIC_PHONE", "", "The clinic's phone number (empty: none).")
+    clinic_system_name: str = setting(
+        "HORIZON_CLINIC_SYSTEM_NAME",
+        "clinic-charting-system",
+        "Name of the charting system, the agent recorded in every Provenance.",
+    )
     scheduler_enabled: bool = setting(
         "HORIZON_SCHEDULER",
         True,

@@ -98,6 +98,12 @@ def db(app):
 
 
 @pytest.fixture
+def ctx(app):
+    """The mapping context the app was configured with."""
+    return app.extensions["horizon.mapping"]
+
+
+@pytest.fixture
 def client(app):
     return app.test_client()
 

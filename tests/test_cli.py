@@ -1,3 +1,6 @@
+import re
+
+from integration.store import migrate
 from integration.store.tokens import TokenRepository
 
 
@@ -23,11 +26,15 @@ def test_bad_role_is_refused(app):
     assert result.exit_code != 0
 
 
-def test_db_upgrade_is_idempotent(app):
+def test_db_upgrade_is_idempotent_and_stores_configuration_resources(app):
     runner = app.test_cli_runner()
-    assert runner.invoke(args=["db", "upgrade"]).exit_code == 0
-    current = runner.invoke(args=["db", "current"])
-    assert "current 0001, head 0001" in current.output
+    first = runner.invoke(args=["db", "upgrade"])
+    assert first.exit_code == 0, first.output
+    assert int(re.search(r"(\d+) configuration resources written", first.output).group(1)) > 10
+    second = runner.invoke(args=["db", "upgrade"])
+    assert "; 0 configuration resources written" in second.output
+    head = migrate.head_revision()
+    assert f"current {head}, head {head}" in runner.invoke(args=["db", "current"]).output
 
 
 def test_demo_loads_synthetic_records(app):

@@ -63,6 +63,7 @@ def put_record(collection: str, record_id: str) -> Response:
     [outcome] = ingest(
         db,
         [(kind, record)],
+        ctx=current_app.extensions["horizon.mapping"],
         source="api",
         request_id=g.request_id,
         audit=entry,
@@ -124,8 +125,9 @@ def post_batch() -> Response:
             413, "batch-too-large", f"a batch holds at most {limit} records; this one has {len(pairs)}"
         )
     db = current_app.extensions["horizon.db"]
+    ctx = current_app.extensions["horizon.mapping"]
     outcomes = ingest(
-        db, pairs, source="api", request_id=g.request_id, audit=entry, audit_outcome=lambda _: 200
+        db, pairs, ctx=ctx, source="api", request_id=g.request_id, audit=entry, audit_outcome=lambda _: 200
     )
     mark_written()
     results = [o.as_dict() for o in outcomes]

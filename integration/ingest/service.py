@@ -14,13 +14,23 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import orjson
+from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 
 from integration.ingest.problems import RecordError, Reference
+from integration.ingest.resources import (
+    MappedResource,
+    Produced,
+    map_to_fhir,
+    static_resources,
+    write_resources,
+)
 from integration.ingest.validation import KINDS, patient_of, references, validate_record
 from integration.store.audit import AuditEntry, AuditRepository
 from integration.store.db import Database
 from integration.store.records import ClinicRecordRepository, ConcurrentUpdate, NewVersion
+from integration.store.resources import ResourceRepository
+from mappings import MappingContext, MappingError
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +71,7 @@ class _Candidate:
     payload: bytes = b""
     content_hash: str = ""
     references: list[Reference] = field(default_factory=list)
+    fhir: list[MappedResource] | None = None
     # Errors found before touching the store (contract rules, duplicates); kept across write retries.
     early_errors: list[RecordError] = field(default_factory=list)
 
@@ -81,6 +92,7 @@ def ingest(
     db: Database,
     records: Iterable[tuple[str, object]],
     *,
+    ctx: MappingContext,
     source: str,
     request_id: str | None = None,
     audit: AuditEntry | None = None,
@@ -94,11 +106,14 @@ def ingest(
     """
     candidates = [_validate(kind, record) for kind, record in records]
     _reject_duplicates(candidates)
-    received_at = now or datetime.now(UTC)
+    _map_changed(db, candidates, ctx)
+    received_at = _millis(now or datetime.now(UTC))
     for attempt in range(1, _WRITE_ATTEMPTS + 1):
         try:
             with db.serialized_writer() as conn:
-                _store(ClinicRecordRepository(conn), candidates, source, received_at, request_id)
+                accepted = _store(ClinicRecordRepository(conn), candidates, source, received_at, request_id)
+                produced = [_produced(c, ctx) for c in accepted]
+                write_resources(ResourceRepository(conn), [p for p in produced if p is not None], received_at)
                 if audit is not None:
                     outcomes = [c.outcome for c in candidates]
                     audit.detail = _summary(candidates)
@@ -111,6 +126,63 @@ def ingest(
                 raise
             log.warning("concurrent intake write, retrying", extra={"attempt": attempt})
     raise AssertionError("unreachable")
+
+
+def write_static_resources(db: Database, ctx: MappingContext) -> int:
+    """Store the Organization, Device, Questionnaires and CodeSystems the configuration defines.
+
+    Idempotent: run on every migration and start, it writes new versions only of what changed.
+    """
+    produced = static_resources(ctx)
+    with db.serialized_writer() as conn:
+        return write_resources(ResourceRepository(conn), [produced], _millis(datetime.now(UTC)))
+
+
+def _map_changed(db: Database, candidates: list[_Candidate], ctx: MappingContext) -> None:
+    """Map the records that look new or changed, before the write lock is taken.
+
+    Mapping depends only on the record and the configuration, so it stays right even if another
+    writer moves a head meanwhile; the write transaction maps whatever this pass did not.
+    """
+    valid = [c for c in candidates if not c.early_errors]
+    with db.reader() as conn:
+        heads = ClinicRecordRepository(conn).heads((c.outcome.kind, c.outcome.id) for c in valid)  # type: ignore[misc]
+    for c in valid:
+        head = heads.get((c.outcome.kind, c.outcome.id))  # type: ignore[arg-type]
+        if head is None or head.content_hash != c.content_hash:
+            _map(c, ctx)
+
+
+def _map(c: _Candidate, ctx: MappingContext) -> None:
+    try:
+        c.fhir = map_to_fhir(c.outcome.kind, c.record, ctx, patient_of(c.outcome.kind, c.record))
+    except (MappingError, ValidationError) as exc:
+        # A record the contract accepts but FHIR cannot express is rejected, never stored half-mapped.
+        message = f"the record cannot be expressed in FHIR: {_mapping_reason(exc)}"
+        c.early_errors.append(RecordError(c.outcome.kind, c.outcome.id, "", "mapping", message))
+        log.warning(
+            "mapping rejected a valid record", extra={"kind": c.outcome.kind, "error": type(exc).__name__}
+        )
+
+
+def _mapping_reason(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        first = exc.errors()[0]
+        return f"{exc.title} {'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
+    return str(exc)
+
+
+def _produced(c: _Candidate, ctx: MappingContext) -> Produced | None:
+    if c.fhir is None:
+        _map(c, ctx)
+        if c.fhir is None:  # only if the mapping changed under us; the transaction is retried
+            raise ConcurrentUpdate(c.outcome.kind, c.outcome.id or "")
+    return Produced(c.outcome.kind, c.outcome.id, c.fhir)  # type: ignore[arg-type]
+
+
+def _millis(moment: datetime) -> datetime:
+    """Millisecond precision: what FHIR meta.lastUpdated shows is exactly what the store keeps."""
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
 
 def _validate(kind: str, record: object) -> _Candidate:
@@ -146,7 +218,8 @@ def _store(
     source: str,
     received_at: datetime,
     request_id: str | None,
-) -> None:
+) -> list[_Candidate]:
+    """Decide each record's fate and write the new versions; returns the accepted candidates."""
     for c in candidates:
         c.reset()
     pending = [c for c in candidates if c.outcome.status == "pending"]
@@ -191,6 +264,7 @@ def _store(
             written[key] = c.outcome.version  # type: ignore[assignment]
             known.add(key)  # type: ignore[arg-type]
     repo.write(versions, source=source, received_at=received_at, request_id=request_id)
+    return [c for c in pending if c.outcome.status == "accepted"]
 
 
 def _reject(c: _Candidate, path: str, rule: str, message: str) -> None:

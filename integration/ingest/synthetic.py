@@ -15,15 +15,48 @@ _FEMALE = ("Ana", "Beth", "Carmen", "Dana", "Elena", "Fiona", "Grace", "Hana", "
 _MALE = ("Aaron", "Ben", "Carlos", "David", "Eli", "Felix", "Gabe", "Hugo", "Ivan", "Jonah", "Leo")
 _NEUTRAL = ("Alex", "Jordan", "Kai", "Quinn", "Riley", "Sam")
 # Invented surnames, so that no generated name is likely to be a real person's.
-_FAMILY = ("Ashgrove", "Brindlecomb", "Copperfen", "Dunmarrow", "Elderquist", "Fallowmere", "Glimmerholt",
-           "Hazelbrook", "Ironvale", "Juniperra", "Kestrelby", "Larkspurne", "Mossgrave", "Nettlefield",
-           "Oakhallow", "Pemberwick", "Quillfeather", "Rushmoreau", "Sorrelby", "Thistlewood")
+_FAMILY = (
+    "Ashgrove",
+    "Brindlecomb",
+    "Copperfen",
+    "Dunmarrow",
+    "Elderquist",
+    "Fallowmere",
+    "Glimmerholt",
+    "Hazelbrook",
+    "Ironvale",
+    "Juniperra",
+    "Kestrelby",
+    "Larkspurne",
+    "Mossgrave",
+    "Nettlefield",
+    "Oakhallow",
+    "Pemberwick",
+    "Quillfeather",
+    "Rushmoreau",
+    "Sorrelby",
+    "Thistlewood",
+)
 _HOSPITAL_MRN = "https://hospital.example.org/fhir/sid/mrn"
 _STREETS = ("Alder St", "Birch Ave", "Cedar Ln", "Dogwood Ct", "Elm Way", "Fir Pl")
-_CITIES = (("Seattle", "WA", "981"), ("Tacoma", "WA", "984"), ("Portland", "OR", "972"),
-           ("Spokane", "WA", "992"))
-_ROLES = ("physician", "nurse", "referrer", "nurse", "anesthesiologist", "referrer", "physician", "nurse",
-          "referrer", "other")
+_CITIES = (
+    ("Seattle", "WA", "981"),
+    ("Tacoma", "WA", "984"),
+    ("Portland", "OR", "972"),
+    ("Spokane", "WA", "992"),
+)
+_ROLES = (
+    "physician",
+    "nurse",
+    "referrer",
+    "nurse",
+    "anesthesiologist",
+    "referrer",
+    "physician",
+    "nurse",
+    "referrer",
+    "other",
+)
 # (group, system, code, display); the group picks the questionnaires.
 _INDICATIONS = (
     ("depression", "icd10cm", "F33.2", "Major depressive disorder, recurrent severe w/o psychotic features"),
@@ -41,8 +74,10 @@ _ALLERGIES = (
     ({"text": "peanut", "system": "snomed", "code": "256349002"}, "anaphylaxis"),
     ({"text": "adhesive tape"}, "skin irritation"),
 )
-_STOPS = (("hypertension", "sustained blood pressure above 180/110"),
-          ("dissociation", "patient asked to stop: distressing dissociation"))
+_STOPS = (
+    ("hypertension", "sustained blood pressure above 180/110"),
+    ("dissociation", "patient asked to stop: distressing dissociation"),
+)
 
 
 def _ts(moment: datetime) -> str:
@@ -77,8 +112,14 @@ def practitioners(rng: random.Random, n: int, *, first: int = 1) -> list[dict]:
     for i in range(first, first + n):
         role = _ROLES[(i - 1) % len(_ROLES)]
         given, family = rng.choice(_FEMALE + _MALE + _NEUTRAL), rng.choice(_FAMILY)
-        rec: dict = {"id": f"prac-{i:04d}", "given": [given], "family": family, "role": role,
-                     "npi": npi(rng), "email": f"{given}.{family}@example.org".lower()}
+        rec: dict = {
+            "id": f"prac-{i:04d}",
+            "given": [given],
+            "family": family,
+            "role": role,
+            "npi": npi(rng),
+            "email": f"{given}.{family}@example.org".lower(),
+        }
         if role == "referrer":
             rec["organization"] = f"{rng.choice(_FAMILY)} Behavioral Health"
             rec["endpoint"] = rng.choice(("referrer-ehr-north", "referrer-ehr-south"))
@@ -104,10 +145,19 @@ def patients(rng: random.Random, n: int, practitioner_ids: list[str], *, first: 
         city, state, zip3 = rng.choice(_CITIES)
         born = date(1950, 1, 1) + timedelta(days=rng.randrange(20_000))
         rec: dict = {
-            "id": f"MRN{100000 + i}", "given": given, "family": family, "birth_date": born.isoformat(),
-            "sex": sex, "phone": _phone(rng),
-            "address": {"line": [f"{rng.randrange(100, 9999)} {rng.choice(_STREETS)}"], "city": city,
-                        "state": state, "postal_code": f"{zip3}{rng.randrange(100):02d}", "country": "US"},
+            "id": f"MRN{100000 + i}",
+            "given": given,
+            "family": family,
+            "birth_date": born.isoformat(),
+            "sex": sex,
+            "phone": _phone(rng),
+            "address": {
+                "line": [f"{rng.randrange(100, 9999)} {rng.choice(_STREETS)}"],
+                "city": city,
+                "state": state,
+                "postal_code": f"{zip3}{rng.randrange(100):02d}",
+                "country": "US",
+            },
             "language": rng.choices(("en-US", "es-MX", "vi"), (85, 12, 3))[0],
             "identifiers": [{"system": _HOSPITAL_MRN, "value": f"H{rng.randrange(10**7)}"}],
             "consent": {"share_with_referrer": rng.random() < 0.9},
@@ -120,10 +170,16 @@ def patients(rng: random.Random, n: int, practitioner_ids: list[str], *, first: 
             rec["consent"]["share_with_destinations"] = ["referrer-ehr-north"]
         picks = rng.sample(_ALLERGIES, rng.choices((0, 1, 2), (65, 28, 7))[0])
         if picks:
-            rec["allergies"] = [{"id": f"{rec['id']}-alg{j}", "substance": dict(substance),
-                                 "reaction": reaction, "severity": rng.choice(("mild", "moderate")),
-                                 "status": "active"}
-                                for j, (substance, reaction) in enumerate(picks, 1)]
+            rec["allergies"] = [
+                {
+                    "id": f"{rec['id']}-alg{j}",
+                    "substance": dict(substance),
+                    "reaction": reaction,
+                    "severity": rng.choice(("mild", "moderate")),
+                    "status": "active",
+                }
+                for j, (substance, reaction) in enumerate(picks, 1)
+            ]
         elif rng.random() < 0.8:
             rec["no_known_allergies"] = True
         out.append(rec)
@@ -133,16 +189,24 @@ def patients(rng: random.Random, n: int, practitioner_ids: list[str], *, first: 
 def _answers(rng: random.Random, code: str, burden: float) -> tuple[dict[str, int], int | float]:
     inst = INSTRUMENTS[code]
     high = min(inst.max, inst.max * burden * 2)
-    answers = {k: min(inst.max, max(inst.min, round(rng.triangular(inst.min, high, inst.max * burden))))
-               for k in inst.keys}
+    answers = {
+        k: min(inst.max, max(inst.min, round(rng.triangular(inst.min, high, inst.max * burden))))
+        for k in inst.keys
+    }
     score = sum(answers.values())
     return answers, (round(score / inst.items, 1) if inst.scoring == "mean" else score)
 
 
 def _assessment(rng: random.Random, aid: str, code: str, timing: str, when: datetime, burden: float) -> dict:
     answers, total = _answers(rng, code, burden)
-    return {"id": aid, "instrument": code, "timing": timing, "authored": _ts(when), "answers": answers,
-            "total": total}
+    return {
+        "id": aid,
+        "instrument": code,
+        "timing": timing,
+        "authored": _ts(when),
+        "answers": answers,
+        "total": total,
+    }
 
 
 def _vitals(
@@ -156,11 +220,15 @@ def _vitals(
         effect = (t - inf_start) / (inf_end - inf_start) if during else 0.3 if t > inf_end else 0.0
         rise = 0.15 * min(effect, 1.0) if during else 0.05 * effect
         systolic = round(sys0 * (1 + rise) + rng.uniform(-4, 4))
-        v: dict = {"taken_at": _ts(t), "systolic": systolic,
-                   "diastolic": min(systolic - 25, round(dia0 * (1 + rise * 0.8) + rng.uniform(-3, 3))),
-                   "heart_rate": round(hr0 * (1 + rise * 0.6) + rng.uniform(-3, 3)),
-                   "resp_rate": rng.randint(12, 18), "spo2": rng.randint(95, 100),
-                   "sedation_moaas": rng.choice((3, 4, 4, 5)) if during else 5}
+        v: dict = {
+            "taken_at": _ts(t),
+            "systolic": systolic,
+            "diastolic": min(systolic - 25, round(dia0 * (1 + rise * 0.8) + rng.uniform(-3, 3))),
+            "heart_rate": round(hr0 * (1 + rise * 0.6) + rng.uniform(-3, 3)),
+            "resp_rate": rng.randint(12, 18),
+            "spo2": rng.randint(95, 100),
+            "sedation_moaas": rng.choice((3, 4, 4, 5)) if during else 5,
+        }
         if during:
             v["etco2"] = rng.randint(34, 43)
         if not out or t + timedelta(minutes=10) > inf_end + timedelta(minutes=40):
@@ -172,50 +240,94 @@ def _vitals(
     return out
 
 
-def _medications(rng: random.Random, sid: str, weight: float, inf: tuple[datetime, datetime], stopped: bool,
-                 nurse: str, attending: str) -> list[dict]:
+def _medications(
+    rng: random.Random,
+    sid: str,
+    weight: float,
+    inf: tuple[datetime, datetime],
+    stopped: bool,
+    nurse: str,
+    attending: str,
+) -> list[dict]:
     start, end = inf
     per_kg = rng.choice((0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 1.0))
     if stopped:  # the dose actually given before the infusion was stopped
         per_kg = round(per_kg * (end - start) / timedelta(minutes=40), 2)
-    keta: dict = {"id": f"{sid}-med1", "drug": "ketamine", "route": "iv",
-                  "dose": {"value": per_kg, "unit": "mg/kg"},
-                  "start": _ts(start), "end": _ts(end), "status": "stopped" if stopped else "completed",
-                  "performer_id": nurse, "site": rng.choice(("left antecubital", "right antecubital")),
-                  "lot_number": f"KT{rng.randrange(10_000, 99_999)}",
-                  "expiration_date": (start.date() + timedelta(days=rng.randrange(120, 700))).isoformat(),
-                  "total_mg": round(per_kg * weight, 1)}
+    keta: dict = {
+        "id": f"{sid}-med1",
+        "drug": "ketamine",
+        "route": "iv",
+        "dose": {"value": per_kg, "unit": "mg/kg"},
+        "start": _ts(start),
+        "end": _ts(end),
+        "status": "stopped" if stopped else "completed",
+        "performer_id": nurse,
+        "site": rng.choice(("left antecubital", "right antecubital")),
+        "lot_number": f"KT{rng.randrange(10_000, 99_999)}",
+        "expiration_date": (start.date() + timedelta(days=rng.randrange(120, 700))).isoformat(),
+        "total_mg": round(per_kg * weight, 1),
+    }
     if rng.random() < 0.4:
         keta["wasted"] = {"value": round(rng.uniform(2, 30), 1), "unit": "mg"}
         keta["witness_id"] = attending
     meds = [keta]
     if rng.random() < 0.4:
-        meds.append({"id": f"{sid}-med{len(meds) + 1}", "drug": "ondansetron", "route": "iv",
-                     "dose": {"value": 4, "unit": "mg"}, "start": _ts(start - timedelta(minutes=5)),
-                     "status": "completed", "performer_id": nurse, "reason": "nausea prophylaxis",
-                     "total_mg": 4})
+        meds.append(
+            {
+                "id": f"{sid}-med{len(meds) + 1}",
+                "drug": "ondansetron",
+                "route": "iv",
+                "dose": {"value": 4, "unit": "mg"},
+                "start": _ts(start - timedelta(minutes=5)),
+                "status": "completed",
+                "performer_id": nurse,
+                "reason": "nausea prophylaxis",
+                "total_mg": 4,
+            }
+        )
     if rng.random() < 0.15:
         mg = rng.choice((1, 2))
-        meds.append({"id": f"{sid}-med{len(meds) + 1}", "drug": "midazolam", "route": "iv",
-                     "dose": {"value": mg, "unit": "mg"}, "start": _ts(start + timedelta(minutes=12)),
-                     "status": "completed", "performer_id": nurse, "reason": "anxiety", "total_mg": mg})
+        meds.append(
+            {
+                "id": f"{sid}-med{len(meds) + 1}",
+                "drug": "midazolam",
+                "route": "iv",
+                "dose": {"value": mg, "unit": "mg"},
+                "start": _ts(start + timedelta(minutes=12)),
+                "status": "completed",
+                "performer_id": nurse,
+                "reason": "anxiety",
+                "total_mg": mg,
+            }
+        )
     return meds
 
 
-_QUESTIONNAIRES = {"depression": ("phq9", "gad7", "madrs"), "ptsd": ("pcl5", "phq9"),
-                   "pain": ("bpi_severity", "phq9")}
+_QUESTIONNAIRES = {
+    "depression": ("phq9", "gad7", "madrs"),
+    "ptsd": ("pcl5", "phq9"),
+    "pain": ("bpi_severity", "phq9"),
+}
 
 
-def _session(rng: random.Random, pid: str, k: int, day: date, attending: str, nurse: str | None,
-             status: str) -> dict:
+def _session(
+    rng: random.Random, pid: str, k: int, day: date, attending: str, nurse: str | None, status: str
+) -> dict:
     (group, system, code, display), usual = _profile(pid)
     sid = f"{pid}-S{k + 1:03d}"
     t0 = _at(day, rng.randint(8, 15), rng.choice((0, 15, 30, 45)))
     weight = round(usual + rng.uniform(-1.0, 1.0), 1)
-    rec: dict = {"id": sid, "patient_id": pid, "status": status, "start": _ts(t0),
-                 "indication": {"system": system, "code": code, "display": display},
-                 "series": {"number": k // 6 + 1, "session_number": k % 6 + 1, "planned_sessions": 6},
-                 "weight_kg": weight, "attending_id": attending, "location": f"Chair {rng.randint(1, 6)}"}
+    rec: dict = {
+        "id": sid,
+        "patient_id": pid,
+        "status": status,
+        "start": _ts(t0),
+        "indication": {"system": system, "code": code, "display": display},
+        "series": {"number": k // 6 + 1, "session_number": k % 6 + 1, "planned_sessions": 6},
+        "weight_kg": weight,
+        "attending_id": attending,
+        "location": f"Chair {rng.randint(1, 6)}",
+    }
     if nurse is not None:
         rec["nurse_id"] = nurse
     if status == "planned":
@@ -229,8 +341,10 @@ def _session(rng: random.Random, pid: str, k: int, day: date, attending: str, nu
     burden = max(0.25, 0.8 - 0.08 * k)
     pre = _QUESTIONNAIRES[group][: 2 + (rng.random() < 0.3)]
     timing = "baseline" if k == 0 else "pre"
-    rec["assessments"] = [_assessment(rng, f"{sid}-a{j}", c, timing, t0 + timedelta(minutes=3 + j), burden)
-                          for j, c in enumerate(pre, 1)]
+    rec["assessments"] = [
+        _assessment(rng, f"{sid}-a{j}", c, timing, t0 + timedelta(minutes=3 + j), burden)
+        for j, c in enumerate(pre, 1)
+    ]
     post_at = inf_end + timedelta(minutes=rng.randint(20, 30))
     rec["assessments"].append(_assessment(rng, f"{sid}-a{len(pre) + 1}", "cadss", "post", post_at, 0.15))
     if rng.random() < 0.2:
@@ -238,11 +352,16 @@ def _session(rng: random.Random, pid: str, k: int, day: date, attending: str, nu
     kind, reason = rng.choice(_STOPS)
     if stopped or rng.random() < 0.15:
         kind = kind if stopped else rng.choice(("nausea", "dissociation", "headache", "hypertension"))
-        rec["adverse_events"] = [{"id": f"{sid}-ae1", "kind": kind,
-                                  "severity": "moderate" if stopped else "mild",
-                                  "onset": _ts(inf_start + timedelta(minutes=10)),
-                                  "action": "infusion stopped" if stopped else "observed",
-                                  "outcome": "resolved"}]
+        rec["adverse_events"] = [
+            {
+                "id": f"{sid}-ae1",
+                "kind": kind,
+                "severity": "moderate" if stopped else "mild",
+                "onset": _ts(inf_start + timedelta(minutes=10)),
+                "action": "infusion stopped" if stopped else "observed",
+                "outcome": "resolved",
+            }
+        ]
     if stopped:
         rec["stop_reason"] = reason
     elif rng.random() < 0.3:
@@ -252,8 +371,15 @@ def _session(rng: random.Random, pid: str, k: int, day: date, attending: str, nu
     return rec
 
 
-def sessions(rng: random.Random, patient_ids: list[str], attending_ids: list[str], nurse_ids: list[str],
-             n_per_patient: int, *, first_day: date = FIRST_DAY) -> list[dict]:
+def sessions(
+    rng: random.Random,
+    patient_ids: list[str],
+    attending_ids: list[str],
+    nurse_ids: list[str],
+    n_per_patient: int,
+    *,
+    first_day: date = FIRST_DAY,
+) -> list[dict]:
     """`n_per_patient` sessions per patient, 2-4 days apart, in series of 6; some stopped, a few planned."""
     out = []
     for pid in patient_ids:
@@ -268,8 +394,9 @@ def sessions(rng: random.Random, patient_ids: list[str], attending_ids: list[str
     return out
 
 
-def referrals(rng: random.Random, patient_records: list[dict], referrer_ids: list[str], *,
-              first_day: date = FIRST_DAY) -> list[dict]:
+def referrals(
+    rng: random.Random, patient_records: list[dict], referrer_ids: list[str], *, first_day: date = FIRST_DAY
+) -> list[dict]:
     """One referral for most patients, from their referring practitioner, before the first session."""
     out = []
     for p in patient_records:
@@ -278,9 +405,13 @@ def referrals(rng: random.Random, patient_records: list[dict], referrer_ids: lis
             continue
         (_, system, code, display), _ = _profile(p["id"])
         day = first_day - timedelta(days=rng.randint(7, 40))
-        rec = {"id": f"ref-{p['id']}", "patient_id": p["id"], "practitioner_id": by,
-               "authored": _ts(_at(day, rng.randint(9, 16), rng.randrange(60))),
-               "reason": {"system": system, "code": code, "display": display}}
+        rec = {
+            "id": f"ref-{p['id']}",
+            "patient_id": p["id"],
+            "practitioner_id": by,
+            "authored": _ts(_at(day, rng.randint(9, 16), rng.randrange(60))),
+            "reason": {"system": system, "code": code, "display": display},
+        }
         if rng.random() < 0.5:
             rec["note"] = "Treatment-resistant course; two adequate antidepressant trials. Please evaluate."
         out.append(rec)
@@ -308,8 +439,13 @@ def batch(seed: int, n_patients: int, sessions_per_patient: int) -> dict[str, li
     nurses = [p["id"] for p in pracs if p["role"] == "nurse"]
     pats = patients(rng, n_patients, referrers)
     sess = sessions(rng, [p["id"] for p in pats], attendings, nurses, sessions_per_patient)
-    return {"practitioners": pracs, "patients": pats, "referrals": referrals(rng, pats, referrers),
-            "sessions": sess, "assessments": follow_ups(rng, sess)}
+    return {
+        "practitioners": pracs,
+        "patients": pats,
+        "referrals": referrals(rng, pats, referrers),
+        "sessions": sess,
+        "assessments": follow_ups(rng, sess),
+    }
 
 
 def main(argv: list[str] | None = None) -> None:

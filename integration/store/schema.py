@@ -14,7 +14,6 @@ from sqlalchemy import (
     CheckConstraint,
     Column,
     DateTime,
-    ForeignKey,
     ForeignKeyConstraint,
     Index,
     Integer,
@@ -111,9 +110,23 @@ fhir_resource = Table(
     Column("deleted", Boolean, nullable=False, default=False),
     Column("content_hash", String(64), nullable=False),
     Column("content", Text, nullable=True),
-    Column("source_record_pk", BigId, ForeignKey("clinic_record.pk"), nullable=True),
     Index(None, "patient_id", "resource_type"),
     Index(None, "resource_type", "last_updated"),
+)
+
+# Which clinic records produce which resources. A resource some records share (the CarePlan of a
+# series) is deleted only when the last record producing it stops doing so.
+fhir_resource_source = Table(
+    "fhir_resource_source",
+    metadata,
+    Column("source_kind", String(16), primary_key=True),
+    Column("source_id", String(128), primary_key=True),
+    Column("resource_type", String(64), primary_key=True),
+    Column("resource_id", String(64), primary_key=True),
+    ForeignKeyConstraint(
+        ["resource_type", "resource_id"], ["fhir_resource.resource_type", "fhir_resource.id"]
+    ),
+    Index(None, "resource_type", "resource_id"),
 )
 
 # Full version history of every FHIR resource (vread, _history); a deletion is a version too.

@@ -19,7 +19,7 @@ def _pairs(batch):
     return [(kind, r) for collection, kind in service.COLLECTIONS.items() for r in batch.get(collection, [])]
 
 
-def test_a_failure_mid_write_leaves_nothing(db, monkeypatch):
+def test_a_failure_mid_write_leaves_nothing(db, ctx, monkeypatch):
     batch = synthetic.batch(seed=11, n_patients=2, sessions_per_patient=1)
     original = ClinicRecordRepository.write
 
@@ -29,15 +29,15 @@ def test_a_failure_mid_write_leaves_nothing(db, monkeypatch):
 
     monkeypatch.setattr(ClinicRecordRepository, "write", write_then_crash)
     with pytest.raises(RuntimeError):
-        service.ingest(db, _pairs(batch), source="api")
+        service.ingest(db, _pairs(batch), ctx=ctx, source="api")
     assert _count(db, clinic_record) == 0
     assert _count(db, clinic_record_head) == 0
     monkeypatch.undo()
-    outcomes = service.ingest(db, _pairs(batch), source="api")
+    outcomes = service.ingest(db, _pairs(batch), ctx=ctx, source="api")
     assert {o.status for o in outcomes} == {"accepted"}
 
 
-def test_concurrent_writers_of_one_record_get_distinct_versions(db):
+def test_concurrent_writers_of_one_record_get_distinct_versions(db, ctx):
     batch = synthetic.batch(seed=12, n_patients=1, sessions_per_patient=1)
     practitioner = batch["practitioners"][0]
     variants = [dict(practitioner, family=f"{practitioner['family']}{i}") for i in range(6)]
@@ -46,7 +46,7 @@ def test_concurrent_writers_of_one_record_get_distinct_versions(db):
 
     def send(record):
         try:
-            results.extend(service.ingest(db, [("practitioner", record)], source="api"))
+            results.extend(service.ingest(db, [("practitioner", record)], ctx=ctx, source="api"))
         except Exception as exc:  # pragma: no cover - reported below
             errors.append(exc)
 

@@ -1,44 +1,34 @@
 """Mapping throughput beside its floors: models-alone validation and orjson, so regressions show as ratios.
 
-Run: `python -m tests.mappings.bench_mappings [sessions]` from the repo root. Realistic sessions (the golden
-ones, re-keyed) are mapped; each figure is resources per second on one core, the best of 5 rounds that each
-run every figure once (interleaved, so a busy neighbour hurts all figures alike), with the cyclic GC
-collected, frozen and disabled around every timed run (it otherwise costs up to a third of model throughput).
+Realistic synthetic sessions are mapped; each figure is resources per second on one core, the best of
+5 rounds that each run every figure once (interleaved, so a busy neighbour hurts all figures alike),
+with the cyclic GC collected, frozen and disabled around every timed run.
 Target (issue 3): mapping + validation >= half the models-alone rate.
 """
 
 from __future__ import annotations
 
-import copy
 import gc
-import json
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 from fhir.resources.R4B.observation import Observation
 
+from integration.ingest import synthetic
+from integration.ingest.resources import mapping_context
+from integration.settings import Settings
 from mappings.dispatch import map_record, map_record_dicts
 from mappings.models import validate
 from mappings.serialize import dict_bytes, map_record_bytes, to_json_bytes
-from tests.mappings.conftest import make_ctx
-
-GOLDEN = Path(__file__).parent / "golden" / "session"
 
 
 def sessions(n: int) -> list[dict]:
-    """`n` realistic sessions: the golden ones with fresh ids for the session and every child."""
-    bases = [json.loads(p.read_text(encoding="utf-8")) for p in sorted(GOLDEN.glob("*.input.json"))]
-    out = []
-    for i in range(n):
-        s = copy.deepcopy(bases[i % len(bases)])
-        s["id"] = f"{s['id']}-{i}"
-        for key in ("medications", "assessments", "adverse_events"):
-            for j, child in enumerate(s.get(key, ())):
-                child["id"] = f"{child['id']}-{i}-{j}"
-        out.append(s)
-    return out
+    """`n` realistic sessions from the synthetic generator (the same workload as the intake benchmark)."""
+    per_patient = 10
+    return synthetic.batch(seed=2026, n_patients=-(-n // per_patient), sessions_per_patient=per_patient)[
+        "sessions"
+    ][:n]
 
 
 def _timed(fn: Callable[[], object]) -> float:
@@ -56,7 +46,7 @@ def _timed(fn: Callable[[], object]) -> float:
 
 def main(n: int = 300, rounds: int = 5) -> dict[str, float]:
     """Print and return resources/s per figure (best of interleaved rounds: the box is shared)."""
-    ctx = make_ctx()
+    ctx = mapping_context(Settings.load(environ={}))
     records = sessions(n)
     dicts = [d for s in records for d in map_record_dicts("session", s, ctx)]
     models = [validate(d) for d in dicts]

@@ -1,0 +1,134 @@
+"""From accepted clinic records to FHIR resource versions: map, validate once, diff by content hash.
+
+Mapping and model validation run outside the write lock (they depend only on the record and the
+clinic configuration). Inside the write transaction only the version decisions are made: a resource
+gets a new version when its content hash differs from the stored one, and a resource that an
+updated record no longer produces is deleted once no other record produces it either.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from integration.settings import Settings
+from integration.store.resources import ResourceRepository, ResourceWrite
+from mappings import ClinicOrganization, MappingContext, map_record_dicts
+from mappings.dispatch import static_dicts
+from mappings.ids import resource_id
+from mappings.models import validate
+
+_SORTED = orjson.OPT_SORT_KEYS
+STATIC_SOURCE = ("config", "static")
+
+
+@dataclass(slots=True)
+class MappedResource:
+    """One validated resource as plain R4 JSON, with the hash of its content (meta excluded)."""
+
+    resource_type: str
+    id: str
+    body: dict[str, Any]
+    content_hash: str
+    patient_id: str | None
+
+
+@dataclass(slots=True)
+class Produced:
+    """Everything one accepted clinic record now produces."""
+
+    source_kind: str
+    source_id: str
+    resources: list[MappedResource]
+
+
+def mapping_context(settings: Settings) -> MappingContext:
+    organization = ClinicOrganization(
+        clinic_id=settings.clinic_id,
+        name=settings.clinic_name,
+        npi=settings.clinic_npi or None,
+        phone=settings.clinic_phone or None,
+    )
+    return MappingContext(
+        base_url=settings.clinic_base_url, organization=organization, system_name=settings.clinic_system_name
+    )
+
+
+def map_to_fhir(
+    kind: str, record: dict[str, Any], ctx: MappingContext, patient_clinic_id: str | None
+) -> list[MappedResource]:
+    """Map one valid record and validate each resource with its R4B model (raises MappingError or
+    pydantic's ValidationError, which the caller turns into a rejection of the record)."""
+    patient_id = resource_id("patient", patient_clinic_id) if patient_clinic_id else None
+    return [_mapped(d, patient_id) for d in map_record_dicts(kind, record, ctx)]
+
+
+def static_resources(ctx: MappingContext) -> Produced:
+    """The configuration-derived resources (Organization, Device, Questionnaires, CodeSystems)."""
+    return Produced(*STATIC_SOURCE, [_mapped(d, None) for d in static_dicts(ctx)])
+
+
+def _mapped(body: dict[str, Any], patient_id: str | None) -> MappedResource:
+    validate(body)
+    content_hash = hashlib.sha256(orjson.dumps(body, option=_SORTED)).hexdigest()
+    own_patient = body["id"] if body["resourceType"] == "Patient" else patient_id
+    return MappedResource(body["resourceType"], body["id"], body, content_hash, own_patient)
+
+
+def write_resources(repo: ResourceRepository, produced: Sequence[Produced], now: datetime) -> int:
+    """Write the new versions (and deletions) the produced resources call for; returns how many."""
+    latest: dict[tuple[str, str], MappedResource] = {}
+    for p in produced:
+        for r in p.resources:
+            latest[(r.resource_type, r.id)] = r  # a shared resource produced twice: the last one wins
+    before: dict[str, dict[str, set[tuple[str, str]]]] = {}
+    for kind in {p.source_kind for p in produced}:
+        before[kind] = repo.produced_by(kind, [p.source_id for p in produced if p.source_kind == kind])
+
+    add_links: list[tuple[str, str, str, str]] = []
+    drop_links: list[tuple[str, str, str, str]] = []
+    orphan_candidates: set[tuple[str, str]] = set()
+    for p in produced:
+        now_made = {(r.resource_type, r.id) for r in p.resources}
+        made_before = before[p.source_kind].get(p.source_id, set())
+        add_links += [(p.source_kind, p.source_id, *key) for key in now_made - made_before]
+        gone = made_before - now_made
+        drop_links += [(p.source_kind, p.source_id, *key) for key in gone]
+        orphan_candidates |= gone
+    orphan_candidates -= set(latest)
+
+    states = repo.states([*latest, *orphan_candidates])
+    stamp = _instant(now)
+    writes: list[ResourceWrite] = []
+    for key, r in latest.items():
+        state = states.get(key)
+        if state is not None and not state.deleted and state.content_hash == r.content_hash:
+            continue
+        version = state.version_id + 1 if state else 1
+        body = {**r.body, "meta": {**r.body.get("meta", {}), "versionId": str(version), "lastUpdated": stamp}}
+        content = orjson.dumps(body, option=_SORTED).decode()
+        writes.append(ResourceWrite(r.resource_type, r.id, version, r.content_hash, content, r.patient_id))
+
+    repo.unlink(drop_links)
+    still_made = repo.still_produced(orphan_candidates)
+    for key in sorted(orphan_candidates - still_made):
+        state = states.get(key)
+        if state is None or state.deleted:
+            continue
+        writes.append(
+            ResourceWrite(key[0], key[1], state.version_id + 1, state.content_hash, None, state.patient_id)
+        )
+    # New resources first: the source links point at their rows.
+    repo.write(writes, now=now)
+    repo.link(add_links)
+    return len(writes)
+
+
+def _instant(now: datetime) -> str:
+    """FHIR instant with millisecond precision, as stored in meta.lastUpdated."""
+    return now.isoformat(timespec="milliseconds")

@@ -1,0 +1,220 @@
+"""Repository of FHIR resources: current versions, full history and the change feed, written together.
+
+Content is stored as the serialized R4 JSON bytes (with meta.versionId and meta.lastUpdated set
+here), so every reader serves bytes and nothing is re-validated on the way out. A new version is
+written only when the content hash differs from the current one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Connection, delete, insert, select, update
+
+from integration.store.schema import change_feed, fhir_resource, fhir_resource_source, fhir_resource_version
+
+_CHUNK = 400
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceState:
+    """What the store holds now for one resource."""
+
+    version_id: int
+    content_hash: str
+    deleted: bool
+    patient_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceWrite:
+    """One new version: `content` None means the resource is deleted."""
+
+    resource_type: str
+    id: str
+    version_id: int
+    content_hash: str
+    content: str | None
+    patient_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredResource:
+    resource_type: str
+    id: str
+    version_id: int
+    last_updated: datetime
+    deleted: bool
+    content: str | None
+
+
+class ResourceRepository:
+    """Reads and writes FHIR resources on one connection; the caller owns the transaction."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._conn = connection
+
+    def states(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], ResourceState]:
+        """Current state of the given (resource_type, id) keys that exist (deleted ones included)."""
+        t = fhir_resource.c
+        found: dict[tuple[str, str], ResourceState] = {}
+        for resource_type, ids in _by_first(keys).items():
+            for start in range(0, len(ids), _CHUNK):
+                rows = self._conn.execute(
+                    select(t.id, t.version_id, t.content_hash, t.deleted, t.patient_id).where(
+                        t.resource_type == resource_type, t.id.in_(ids[start : start + _CHUNK])
+                    )
+                )
+                for row in rows:
+                    found[(resource_type, row.id)] = ResourceState(
+                        row.version_id, row.content_hash, row.deleted, row.patient_id
+                    )
+        return found
+
+    def produced_by(self, source_kind: str, source_ids: Sequence[str]) -> dict[str, set[tuple[str, str]]]:
+        """The resources each clinic record produces now, by record id."""
+        t = fhir_resource_source.c
+        out: dict[str, set[tuple[str, str]]] = {}
+        for start in range(0, len(source_ids), _CHUNK):
+            rows = self._conn.execute(
+                select(t.source_id, t.resource_type, t.resource_id).where(
+                    t.source_kind == source_kind, t.source_id.in_(source_ids[start : start + _CHUNK])
+                )
+            )
+            for row in rows:
+                out.setdefault(row.source_id, set()).add((row.resource_type, row.resource_id))
+        return out
+
+    def still_produced(self, keys: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Which of these resources some clinic record still produces."""
+        t = fhir_resource_source.c
+        found: set[tuple[str, str]] = set()
+        for resource_type, ids in _by_first(keys).items():
+            for start in range(0, len(ids), _CHUNK):
+                rows = self._conn.execute(
+                    select(t.resource_id)
+                    .where(t.resource_type == resource_type, t.resource_id.in_(ids[start : start + _CHUNK]))
+                    .distinct()
+                )
+                found.update((resource_type, row.resource_id) for row in rows)
+        return found
+
+    def link(self, links: Sequence[tuple[str, str, str, str]]) -> None:
+        """Record (source_kind, source_id, resource_type, resource_id) production links."""
+        if links:
+            self._conn.execute(
+                insert(fhir_resource_source),
+                [
+                    dict(zip(("source_kind", "source_id", "resource_type", "resource_id"), x, strict=True))
+                    for x in links
+                ],
+            )
+
+    def unlink(self, links: Sequence[tuple[str, str, str, str]]) -> None:
+        t = fhir_resource_source.c
+        for kind, source_id, resource_type, resource_id in links:
+            self._conn.execute(
+                delete(fhir_resource_source).where(
+                    t.source_kind == kind,
+                    t.source_id == source_id,
+                    t.resource_type == resource_type,
+                    t.resource_id == resource_id,
+                )
+            )
+
+    def write(self, writes: Sequence[ResourceWrite], *, now: datetime) -> None:
+        """Append the versions to history and the change feed, and move the current rows."""
+        if not writes:
+            return
+        versions = [
+            {
+                "resource_type": w.resource_type,
+                "id": w.id,
+                "version_id": w.version_id,
+                "last_updated": now,
+                "patient_id": w.patient_id,
+                "deleted": w.content is None,
+                "content_hash": w.content_hash,
+                "content": w.content,
+            }
+            for w in writes
+        ]
+        self._conn.execute(insert(fhir_resource_version), versions)
+        self._conn.execute(
+            insert(change_feed),
+            [
+                {
+                    "resource_type": w.resource_type,
+                    "resource_id": w.id,
+                    "version_id": w.version_id,
+                    "patient_id": w.patient_id,
+                    "deleted": w.content is None,
+                    "recorded_at": now,
+                }
+                for w in writes
+            ],
+        )
+        new = [w for w in writes if w.version_id == 1]
+        if new:
+            self._conn.execute(
+                insert(fhir_resource),
+                [{**_current_row(w, now), "resource_type": w.resource_type, "id": w.id} for w in new],
+            )
+        t = fhir_resource.c
+        for w in writes:
+            if w.version_id == 1:
+                continue
+            self._conn.execute(
+                update(fhir_resource)
+                .where(t.resource_type == w.resource_type, t.id == w.id, t.version_id == w.version_id - 1)
+                .values(**_current_row(w, now))
+            )
+
+    def read(
+        self, resource_type: str, resource_id: str, version_id: int | None = None
+    ) -> StoredResource | None:
+        """The current version (or a given one) of one resource, deleted or not."""
+        table = fhir_resource if version_id is None else fhir_resource_version
+        t = table.c
+        query = select(t.resource_type, t.id, t.version_id, t.last_updated, t.deleted, t.content).where(
+            t.resource_type == resource_type, t.id == resource_id
+        )
+        if version_id is not None:
+            query = query.where(t.version_id == version_id)
+        row = self._conn.execute(query).first()
+        return StoredResource(*row) if row else None
+
+    def history(self, resource_type: str, resource_id: str) -> list[StoredResource]:
+        t = fhir_resource_version.c
+        rows = self._conn.execute(
+            select(t.resource_type, t.id, t.version_id, t.last_updated, t.deleted, t.content)
+            .where(t.resource_type == resource_type, t.id == resource_id)
+            .order_by(t.version_id)
+        )
+        return [StoredResource(*row) for row in rows]
+
+    def changes_since(self, seq: int, limit: int = 1000) -> list[dict[str, object]]:
+        """Change-feed rows after `seq`, oldest first."""
+        t = change_feed.c
+        rows = self._conn.execute(select(change_feed).where(t.seq > seq).order_by(t.seq).limit(limit))
+        return [dict(row._mapping) for row in rows]
+
+
+def _by_first(keys: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
+    grouped: dict[str, list[str]] = {}
+    for first, second in dict.fromkeys(keys):
+        grouped.setdefault(first, []).append(second)
+    return grouped
+
+
+def _current_row(w: ResourceWrite, now: datetime) -> dict[str, object]:
+    return {
+        "version_id": w.version_id,
+        "last_updated": now,
+        "patient_id": w.patient_id,
+        "deleted": w.content is None,
+        "content_hash": w.content_hash,
+        "content": w.content,
+    }

@@ -1,0 +1,168 @@
+"""Intake writes FHIR resources, their versions and the change feed with the record, in one transaction."""
+
+import copy
+from collections import Counter
+
+import orjson
+import pytest
+from sqlalchemy import func, select
+
+from integration.ingest import service, synthetic
+from integration.store.resources import ResourceRepository
+from integration.store.schema import change_feed, clinic_record, fhir_resource, fhir_resource_version
+from mappings import map_record_dicts
+from mappings.errors import UnknownCodeError
+from tests.mappings.conformance import SCHEMA_PATH, code_problems, profile_problems, schema_errors
+
+
+def _post(client, headers, body):
+    response = client.post(
+        "/api/v1/batch", data=orjson.dumps(body), headers=headers, content_type="application/json"
+    )
+    assert response.status_code == 200, response.json
+    return response.json
+
+
+def _feed(db, after=0):
+    with db.reader() as conn:
+        return ResourceRepository(conn).changes_since(after, limit=100000)
+
+
+def _max_seq(db):
+    with db.reader() as conn:
+        return conn.execute(select(func.coalesce(func.max(change_feed.c.seq), 0))).scalar_one()
+
+
+@pytest.fixture
+def batch():
+    return synthetic.batch(seed=21, n_patients=2, sessions_per_patient=2)
+
+
+def test_a_batch_becomes_the_expected_resources_with_meta_and_feed(client, clinic_headers, batch, db, ctx):
+    _post(client, clinic_headers, batch)
+    expected = Counter()
+    expected_ids = set()
+    for collection, kind in service.COLLECTIONS.items():
+        for record in batch[collection]:
+            for r in map_record_dicts(kind, record, ctx):
+                expected_ids.add((r["resourceType"], r["id"]))
+    expected = Counter(t for t, _ in expected_ids)
+    with db.reader() as conn:
+        rows = conn.execute(
+            select(fhir_resource.c.resource_type, fhir_resource.c.id, fhir_resource.c.content)
+        ).all()
+    stored = {(r.resource_type, r.id): orjson.loads(r.content) for r in rows}
+    # Every mapped resource is stored (the configuration resources come on top).
+    assert expected_ids <= set(stored)
+    assert Counter(t for t, _ in stored if (t, _) in expected_ids) == expected
+    for (rtype, rid), body in stored.items():
+        assert body["resourceType"] == rtype and body["id"] == rid
+        assert body["meta"]["versionId"] == "1" and body["meta"]["lastUpdated"].endswith("+00:00")
+    feed = _feed(db)
+    assert len(feed) == len(stored)
+    assert [row["seq"] for row in feed] == sorted(row["seq"] for row in feed)
+
+
+def test_stored_resources_are_valid_r4_and_conform(client, clinic_headers, batch, db):
+    if not SCHEMA_PATH.is_file():
+        pytest.skip(f"HL7 R4 JSON schema not found at {SCHEMA_PATH} (../shared is absent)")
+    _post(client, clinic_headers, batch)
+    with db.reader() as conn:
+        contents = conn.execute(select(fhir_resource.c.content)).scalars().all()
+    for content in contents:
+        resource = orjson.loads(content)
+        assert schema_errors(resource) == []
+        assert profile_problems(resource) == []
+        assert code_problems(resource, batch) == []  # codes the records carry (ICD-10, BCP 47) count as known
+
+
+def test_same_batch_twice_creates_no_new_versions(client, clinic_headers, batch, db):
+    _post(client, clinic_headers, batch)
+    before = _max_seq(db)
+    _post(client, clinic_headers, batch)
+    assert _max_seq(db) == before
+
+
+def test_one_changed_vital_value_makes_exactly_one_new_observation_version(client, clinic_headers, batch, db):
+    _post(client, clinic_headers, batch)
+    before = _max_seq(db)
+    session = copy.deepcopy(batch["sessions"][0])
+    reading = next(v for v in session["vitals"] if "heart_rate" in v)
+    reading["heart_rate"] += 1
+    client.put(f"/api/v1/sessions/{session['id']}", json=session, headers=clinic_headers)
+    new = _feed(db, before)
+    assert [(row["resource_type"], row["version_id"], row["deleted"]) for row in new] == [
+        ("Observation", 2, False)
+    ]
+    with db.reader() as conn:
+        body = orjson.loads(ResourceRepository(conn).read("Observation", new[0]["resource_id"]).content)
+    assert body["valueQuantity"]["value"] == reading["heart_rate"]
+    assert body["meta"]["versionId"] == "2"
+
+
+def test_a_vital_set_that_disappears_becomes_deleted_versions(client, clinic_headers, batch, db):
+    _post(client, clinic_headers, batch)
+    before = _max_seq(db)
+    session = copy.deepcopy(batch["sessions"][0])
+    session["vitals"].pop()
+    client.put(f"/api/v1/sessions/{session['id']}", json=session, headers=clinic_headers)
+    new = _feed(db, before)
+    deleted = [row for row in new if row["deleted"]]
+    assert deleted and all(row["resource_type"] == "Observation" for row in deleted)
+    with db.reader() as conn:
+        repo = ResourceRepository(conn)
+        for row in deleted:
+            current = repo.read("Observation", row["resource_id"])
+            assert current.deleted and current.content is None
+            assert [v.version_id for v in repo.history("Observation", row["resource_id"])] == [1, 2]
+
+
+def test_shared_careplan_survives_while_another_session_of_the_series_produces_it(client, clinic_headers, db):
+    batch = synthetic.batch(seed=21, n_patients=1, sessions_per_patient=3)
+    by_series = Counter(s["series"]["number"] for s in batch["sessions"] if "series" in s)
+    number = next(n for n, count in by_series.items() if count >= 2)
+    sessions = [s for s in batch["sessions"] if s.get("series", {}).get("number") == number]
+    _post(client, clinic_headers, batch)
+    before = _max_seq(db)
+    first = copy.deepcopy(sessions[0])
+    del first["series"]
+    client.put(f"/api/v1/sessions/{first['id']}", json=first, headers=clinic_headers)
+    assert not any(row["resource_type"] == "CarePlan" and row["deleted"] for row in _feed(db, before))
+
+
+def test_a_record_that_cannot_be_mapped_is_rejected_whole(client, clinic_headers, batch, db, monkeypatch):
+    _post(client, clinic_headers, {"practitioners": batch["practitioners"], "patients": batch["patients"]})
+    counts = _counts(db)
+
+    def refuse(kind, record, ctx):
+        raise UnknownCodeError("drug", "made-up")
+
+    monkeypatch.setattr("integration.ingest.resources.map_record_dicts", refuse)
+    session = batch["sessions"][0]
+    response = client.put(f"/api/v1/sessions/{session['id']}", json=session, headers=clinic_headers)
+    assert response.status_code == 422
+    assert response.json["errors"][0]["rule"] == "mapping"
+    assert "unknown drug" in response.json["errors"][0]["message"]
+    assert _counts(db) == counts
+
+
+def test_a_failure_writing_resources_leaves_no_record_either(client, clinic_headers, batch, db, monkeypatch):
+    _post(client, clinic_headers, {"practitioners": batch["practitioners"], "patients": batch["patients"]})
+    counts = _counts(db)
+
+    def crash(self, writes, *, now):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(ResourceRepository, "write", crash)
+    session = batch["sessions"][0]
+    response = client.put(f"/api/v1/sessions/{session['id']}", json=session, headers=clinic_headers)
+    assert response.status_code == 500
+    assert _counts(db) == counts
+
+
+def _counts(db):
+    with db.reader() as conn:
+        return tuple(
+            conn.execute(select(func.count()).select_from(t)).scalar_one()
+            for t in (clinic_record, fhir_resource, fhir_resource_version, change_feed)
+        )
