@@ -8,10 +8,8 @@ from datetime import datetime
 
 from sqlalchemy import Connection, insert, select, update
 
+from integration.store.keys import grouped_chunks
 from integration.store.schema import clinic_record, clinic_record_head
-
-# Keeps IN lists well under SQLite's bound-parameter limit and PostgreSQL's sweet spot.
-_CHUNK = 400
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,24 +53,18 @@ class ClinicRecordRepository:
 
     def heads(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Head]:
         """Current heads of the given (kind, clinic_id) keys that exist."""
-        keys = list(dict.fromkeys(keys))
         found: dict[tuple[str, str], Head] = {}
         t = clinic_record_head.c
-        by_kind: dict[str, list[str]] = {}
-        for kind, clinic_id in keys:
-            by_kind.setdefault(kind, []).append(clinic_id)
-        for kind, ids in by_kind.items():
-            for start in range(0, len(ids), _CHUNK):
-                chunk = ids[start : start + _CHUNK]
-                rows = self._conn.execute(
-                    select(t.kind, t.clinic_id, t.version, t.content_hash).where(
-                        t.kind == kind, t.clinic_id.in_(chunk)
-                    )
+        for kind, ids in grouped_chunks(keys):
+            rows = self._conn.execute(
+                select(t.kind, t.clinic_id, t.version, t.content_hash).where(
+                    t.kind == kind, t.clinic_id.in_(ids)
                 )
-                for row in rows:
-                    found[(row.kind, row.clinic_id)] = Head(
-                        row.kind, row.clinic_id, row.version, row.content_hash
-                    )
+            )
+            for row in rows:
+                found[(row.kind, row.clinic_id)] = Head(
+                    row.kind, row.clinic_id, row.version, row.content_hash
+                )
         return found
 
     def existing(self, keys: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:

@@ -13,9 +13,8 @@ from datetime import datetime
 
 from sqlalchemy import Connection, delete, insert, select, update
 
+from integration.store.keys import grouped_chunks
 from integration.store.schema import change_feed, fhir_resource, fhir_resource_source, fhir_resource_version
-
-_CHUNK = 400
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,27 +59,25 @@ class ResourceRepository:
         """Current state of the given (resource_type, id) keys that exist (deleted ones included)."""
         t = fhir_resource.c
         found: dict[tuple[str, str], ResourceState] = {}
-        for resource_type, ids in _by_first(keys).items():
-            for start in range(0, len(ids), _CHUNK):
-                rows = self._conn.execute(
-                    select(t.id, t.version_id, t.content_hash, t.deleted, t.patient_id).where(
-                        t.resource_type == resource_type, t.id.in_(ids[start : start + _CHUNK])
-                    )
+        for resource_type, ids in grouped_chunks(keys):
+            rows = self._conn.execute(
+                select(t.id, t.version_id, t.content_hash, t.deleted, t.patient_id).where(
+                    t.resource_type == resource_type, t.id.in_(ids)
                 )
-                for row in rows:
-                    found[(resource_type, row.id)] = ResourceState(
-                        row.version_id, row.content_hash, row.deleted, row.patient_id
-                    )
+            )
+            for row in rows:
+                state = ResourceState(row.version_id, row.content_hash, row.deleted, row.patient_id)
+                found[(resource_type, row.id)] = state
         return found
 
     def produced_by(self, source_kind: str, source_ids: Sequence[str]) -> dict[str, set[tuple[str, str]]]:
         """The resources each clinic record produces now, by record id."""
         t = fhir_resource_source.c
         out: dict[str, set[tuple[str, str]]] = {}
-        for start in range(0, len(source_ids), _CHUNK):
+        for _, ids in grouped_chunks((source_kind, source_id) for source_id in source_ids):
             rows = self._conn.execute(
                 select(t.source_id, t.resource_type, t.resource_id).where(
-                    t.source_kind == source_kind, t.source_id.in_(source_ids[start : start + _CHUNK])
+                    t.source_kind == source_kind, t.source_id.in_(ids)
                 )
             )
             for row in rows:
@@ -91,14 +88,13 @@ class ResourceRepository:
         """Which of these resources some clinic record still produces."""
         t = fhir_resource_source.c
         found: set[tuple[str, str]] = set()
-        for resource_type, ids in _by_first(keys).items():
-            for start in range(0, len(ids), _CHUNK):
-                rows = self._conn.execute(
-                    select(t.resource_id)
-                    .where(t.resource_type == resource_type, t.resource_id.in_(ids[start : start + _CHUNK]))
-                    .distinct()
-                )
-                found.update((resource_type, row.resource_id) for row in rows)
+        for resource_type, ids in grouped_chunks(keys):
+            rows = self._conn.execute(
+                select(t.resource_id)
+                .where(t.resource_type == resource_type, t.resource_id.in_(ids))
+                .distinct()
+            )
+            found.update((resource_type, row.resource_id) for row in rows)
         return found
 
     def link(self, links: Sequence[tuple[str, str, str, str]]) -> None:
@@ -128,19 +124,7 @@ class ResourceRepository:
         """Append the versions to history and the change feed, and move the current rows."""
         if not writes:
             return
-        versions = [
-            {
-                "resource_type": w.resource_type,
-                "id": w.id,
-                "version_id": w.version_id,
-                "last_updated": now,
-                "patient_id": w.patient_id,
-                "deleted": w.content is None,
-                "content_hash": w.content_hash,
-                "content": w.content,
-            }
-            for w in writes
-        ]
+        versions = [{**_current_row(w, now), "resource_type": w.resource_type, "id": w.id} for w in writes]
         self._conn.execute(insert(fhir_resource_version), versions)
         self._conn.execute(
             insert(change_feed),
@@ -156,12 +140,9 @@ class ResourceRepository:
                 for w in writes
             ],
         )
-        new = [w for w in writes if w.version_id == 1]
+        new = [row for row in versions if row["version_id"] == 1]
         if new:
-            self._conn.execute(
-                insert(fhir_resource),
-                [{**_current_row(w, now), "resource_type": w.resource_type, "id": w.id} for w in new],
-            )
+            self._conn.execute(insert(fhir_resource), new)
         t = fhir_resource.c
         for w in writes:
             if w.version_id == 1:
@@ -200,13 +181,6 @@ class ResourceRepository:
         t = change_feed.c
         rows = self._conn.execute(select(change_feed).where(t.seq > seq).order_by(t.seq).limit(limit))
         return [dict(row._mapping) for row in rows]
-
-
-def _by_first(keys: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
-    grouped: dict[str, list[str]] = {}
-    for first, second in dict.fromkeys(keys):
-        grouped.setdefault(first, []).append(second)
-    return grouped
 
 
 def _current_row(w: ResourceWrite, now: datetime) -> dict[str, object]:
