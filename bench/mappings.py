@@ -8,13 +8,12 @@ Target (issue 3): mapping + validation >= half the models-alone rate.
 
 from __future__ import annotations
 
-import gc
 import sys
-import time
 from collections.abc import Callable
 
 from fhir.resources.R4B.observation import Observation
 
+from bench.harness import timed
 from integration.ingest import synthetic
 from integration.ingest.resources import mapping_context
 from integration.settings import Settings
@@ -29,19 +28,6 @@ def sessions(n: int) -> list[dict]:
     return synthetic.batch(seed=2026, n_patients=-(-n // per_patient), sessions_per_patient=per_patient)[
         "sessions"
     ][:n]
-
-
-def _timed(fn: Callable[[], object]) -> float:
-    gc.collect()
-    gc.freeze()
-    gc.disable()
-    try:
-        t0 = time.perf_counter()
-        fn()
-        return time.perf_counter() - t0
-    finally:
-        gc.enable()
-        gc.unfreeze()
 
 
 def main(n: int = 300, rounds: int = 5) -> dict[str, float]:
@@ -89,7 +75,7 @@ def main(n: int = 300, rounds: int = 5) -> dict[str, float]:
     best = dict.fromkeys(cases, float("inf"))
     for _ in range(rounds):
         for key, (_, fn, _) in cases.items():
-            best[key] = min(best[key], _timed(fn))
+            best[key] = min(best[key], timed(fn))
     figures = {key: cases[key][2] / best[key] for key in cases}
     for key, (label, _, _) in cases.items():
         print(f"  {label:<56} {figures[key]:>10,.0f} /s")

@@ -6,8 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from integration.ingest.validation import formats
-from integration.ingest.validation.formats import LONGEST_DATETIME as _LONGEST_DATETIME
-from integration.ingest.validation.formats import cached_instant as _instant
+from integration.ingest.validation.compiler import Predicate, compile_field, compile_shape
+from integration.ingest.validation.formats import parse_instant as _instant
 from integration.ingest.validation.messages import describe, path_key
 
 # (path, rule, message): cheap tuples while walking; the caller wraps them into RecordError once at the end.
@@ -35,9 +35,11 @@ class Field:
     lo_open: bool = False  # range excludes lo itself (doses: greater than 0)
     check: Checker = field(init=False, repr=False)
     fast: int = field(init=False, repr=False)  # which inline happy path `walk` may take, 0 for none
+    ok: Predicate = field(init=False, repr=False)  # compiled: True only when `check` would report nothing
 
     def __post_init__(self) -> None:
         self.check = _CHECKERS[self.type]
+        self.ok = compile_field(self)
         t = self.type
         if t == "number" and not self.lo_open:
             self.fast = _FAST_NUMBER
@@ -60,15 +62,21 @@ class Field:
 
 
 class Shape:
-    """The fields of one JSON object (a record kind or a nested object), keyed by name."""
+    """The fields of one JSON object (a record kind or a nested object), keyed by name.
 
-    __slots__ = ("fields", "required", "required_set", "what")
+    `ok` is the shape compiled into one straight-line test (compiler.py): True exactly when `walk` would
+    report nothing, so the walk only runs where something is wrong.
+    """
+
+    __slots__ = ("fields", "key_set", "ok", "required", "required_set", "what")
 
     def __init__(self, what: str, *fields: Field) -> None:
         self.what = what
         self.fields = {f.name: f for f in fields}
+        self.key_set = frozenset(self.fields)
         self.required = tuple(f.name for f in fields if f.required)
         self.required_set = frozenset(self.required)
+        self.ok: Predicate = compile_shape(self)
 
 
 # Happy paths inlined in `walk`: a Python call per field is most of the cost of a valid record. Any value
@@ -76,9 +84,16 @@ class Shape:
 _FAST_NUMBER, _FAST_INTEGER, _FAST_ENUM, _FAST_TEXT, _FAST_DATETIME = 1, 2, 3, 4, 5
 
 _EXPECTED = {
-    "string": "a string", "id": "an id (a string)", "integer": "an integer", "number": "a number",
-    "boolean": "true or false", "date": "a date YYYY-MM-DD", "datetime": "a date-time with offset",
-    "object": "an object", "list": "an array", "map": "an object",
+    "string": "a string",
+    "id": "an id (a string)",
+    "integer": "an integer",
+    "number": "a number",
+    "boolean": "true or false",
+    "date": "a date YYYY-MM-DD",
+    "datetime": "a date-time with offset",
+    "object": "an object",
+    "list": "an array",
+    "map": "an object",
 }
 
 
@@ -104,7 +119,7 @@ def walk(obj: dict, shape: Shape, prefix: str, errs: Errors | None) -> bool:
             if type(value) is str and value in f.enum:  # type: ignore[operator]
                 continue
         elif fast == _FAST_DATETIME:
-            if type(value) is str and len(value) <= _LONGEST_DATETIME and type(_instant(value)) is int:
+            if type(value) is str and type(_instant(value)) is int:
                 continue
         elif fast == _FAST_TEXT:
             if type(value) is str:
@@ -126,7 +141,7 @@ def walk(obj: dict, shape: Shape, prefix: str, errs: Errors | None) -> bool:
 
 def valid(f: Field, value: object) -> bool:
     """Whether `value` passes `f` alone: cross-field rules skip fields that are themselves broken."""
-    return f.check(f, value, "", None)
+    return f.ok(value) or f.check(f, value, "", None)
 
 
 def _type(f: Field, value: object, prefix: str, errs: Errors | None) -> bool:
@@ -230,7 +245,8 @@ def _datetime(f: Field, value: object, prefix: str, errs: Errors | None) -> bool
 def _object(f: Field, value: object, prefix: str, errs: Errors | None) -> bool:
     if not isinstance(value, dict):
         return _type(f, value, prefix, errs)
-    return walk(value, f.shape, prefix + f.name + ".", errs)  # type: ignore[arg-type]
+    shape: Shape = f.shape  # type: ignore[assignment]
+    return shape.ok(value) or walk(value, shape, prefix + f.name + ".", errs)
 
 
 def _map(f: Field, value: object, prefix: str, errs: Errors | None) -> bool:
@@ -249,10 +265,11 @@ def _list(f: Field, value: object, prefix: str, errs: Errors | None) -> bool:
     ok = True
     name = prefix + f.name
     shape = item.shape  # type: ignore[union-attr]
-    if shape is not None:  # objects: walk them directly, one call fewer per item
+    if shape is not None:  # objects: walk them directly, and only those the compiled test does not pass
+        ok_item = shape.ok
         for i, each in enumerate(value):
             if isinstance(each, dict):
-                good = walk(each, shape, f"{name}[{i}].", errs)
+                good = ok_item(each) or walk(each, shape, f"{name}[{i}].", errs)
             else:
                 good = check(item, each, f"{name}[{i}]", errs)  # type: ignore[arg-type]
             if not good:
@@ -269,6 +286,14 @@ def _list(f: Field, value: object, prefix: str, errs: Errors | None) -> bool:
 
 
 _CHECKERS: dict[str, Checker] = {
-    "string": _string, "id": _id, "integer": _integer, "number": _number, "boolean": _boolean,
-    "date": _date, "datetime": _datetime, "object": _object, "list": _list, "map": _map,
+    "string": _string,
+    "id": _id,
+    "integer": _integer,
+    "number": _number,
+    "boolean": _boolean,
+    "date": _date,
+    "datetime": _datetime,
+    "object": _object,
+    "list": _list,
+    "map": _map,
 }

@@ -34,13 +34,11 @@ def day_number(text: str) -> int | None:
     return y * 365 + y // 4 - y // 100 + y // 400 + _DAYS_BEFORE_MONTH[month] + (month > 2 and leap) + day
 
 
-@lru_cache(maxsize=4096)
-def cached_instant(text: str) -> int | str:
+def _instant(text: str) -> int | str:
     """Microseconds of `YYYY-MM-DDTHH:MM[:SS[.fraction]](Z|+HH:MM|-HH:MM)`, else the rule it breaks.
 
-    Parsed by fixed positions and table look-ups rather than a regex (this runs for every vital sign set);
-    the offset may go up to 23:59 either way, as RFC 3339 allows. Memoised: a record's rules look up the
-    instants that its fields were just checked with.
+    Parsed by fixed positions and table look-ups rather than a regex; the offset may go up to 23:59 either
+    way, as RFC 3339 allows.
     """
     if len(text) < 16 or text[10] != "T":
         return "datetime"
@@ -72,15 +70,40 @@ def cached_instant(text: str) -> int | str:
     return ((day - 1) * 86400 + clock - offset) * 1_000_000 + micro
 
 
+# Datetimes split into two parts that the parse checks independently: the date (text[:10]) and the rest
+# (text[10:], "T" then the clock and the offset). A record's datetimes share few dates, and clinics write the
+# rest in few ways (on the minute, one or two offsets), so both memos stay small and nearly every datetime is
+# two look-ups. Only parts of valid datetimes are kept, so a hit on both is a valid datetime whose instant is
+# the sum; anything else takes the full parse. (The compiled field checks, compiler.py, look them up in line.)
+DAY_PARTS: dict[str, int] = {}  # "2026-03-02" -> microseconds from 0001-01-01T00:00 to that day
+TIME_PARTS: dict[str, int] = {}  # "T09:15:00-08:00" -> microseconds from the day's start, offset applied
+_KEPT = 8192  # per memo; a full memo is emptied, so odd senders (unique fractions of seconds) cannot clog it
+_DAY = 86400 * 1_000_000
+
+
 def parse_instant(text: str) -> int | str:
     """Microseconds since 0001-01-01T00:00Z of an offset date-time, or the rule it breaks (`datetime`...)."""
-    return cached_instant(text) if len(text) <= LONGEST_DATETIME else "datetime"
+    if len(text) > LONGEST_DATETIME:  # never a datetime; keeps long text out of the memos
+        return "datetime"
+    day = DAY_PARTS.get(text[:10])
+    if day is not None:
+        clock = TIME_PARTS.get(text[10:])
+        if clock is not None:
+            return day + clock
+    parsed = _instant(text)
+    if type(parsed) is int:
+        day = (day_number(text[:10]) - 1) * _DAY  # type: ignore[operator]  # a valid date: the parse passed
+        for memo, part, value in ((DAY_PARTS, text[:10], day), (TIME_PARTS, text[10:], parsed - day)):
+            if len(memo) >= _KEPT:
+                memo.clear()
+            memo[part] = value
+    return parsed
 
 
 def instant(value: object) -> int | None:
     """The instant of a valid datetime field value, else None (cross-field rules then skip)."""
-    if isinstance(value, str) and len(value) <= LONGEST_DATETIME:
-        parsed = cached_instant(value)
+    if isinstance(value, str):
+        parsed = parse_instant(value)
         if type(parsed) is int:
             return parsed
     return None
@@ -138,15 +161,26 @@ def npi_problem(text: str) -> tuple[str, str] | None:
 # --- SNOMED CT concept id: Verhoeff check digit, partition 00 (core) or 10 (extension) ----------------------
 _SCTID = re.compile(r"[1-9][0-9]{5,17}", re.ASCII)
 _D = (
-    (0, 1, 2, 3, 4, 5, 6, 7, 8, 9), (1, 2, 3, 4, 0, 6, 7, 8, 9, 5), (2, 3, 4, 0, 1, 7, 8, 9, 5, 6),
-    (3, 4, 0, 1, 2, 8, 9, 5, 6, 7), (4, 0, 1, 2, 3, 9, 5, 6, 7, 8), (5, 9, 8, 7, 6, 0, 4, 3, 2, 1),
-    (6, 5, 9, 8, 7, 1, 0, 4, 3, 2), (7, 6, 5, 9, 8, 2, 1, 0, 4, 3), (8, 7, 6, 5, 9, 3, 2, 1, 0, 4),
+    (0, 1, 2, 3, 4, 5, 6, 7, 8, 9),
+    (1, 2, 3, 4, 0, 6, 7, 8, 9, 5),
+    (2, 3, 4, 0, 1, 7, 8, 9, 5, 6),
+    (3, 4, 0, 1, 2, 8, 9, 5, 6, 7),
+    (4, 0, 1, 2, 3, 9, 5, 6, 7, 8),
+    (5, 9, 8, 7, 6, 0, 4, 3, 2, 1),
+    (6, 5, 9, 8, 7, 1, 0, 4, 3, 2),
+    (7, 6, 5, 9, 8, 2, 1, 0, 4, 3),
+    (8, 7, 6, 5, 9, 3, 2, 1, 0, 4),
     (9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
 )
 _P = (
-    (0, 1, 2, 3, 4, 5, 6, 7, 8, 9), (1, 5, 7, 6, 2, 8, 3, 0, 9, 4), (5, 8, 0, 3, 7, 9, 6, 1, 4, 2),
-    (8, 9, 1, 6, 0, 4, 3, 5, 2, 7), (9, 4, 5, 3, 1, 2, 6, 8, 7, 0), (4, 2, 8, 6, 5, 7, 3, 9, 0, 1),
-    (2, 7, 9, 3, 8, 0, 6, 4, 1, 5), (7, 0, 4, 6, 9, 1, 3, 2, 5, 8),
+    (0, 1, 2, 3, 4, 5, 6, 7, 8, 9),
+    (1, 5, 7, 6, 2, 8, 3, 0, 9, 4),
+    (5, 8, 0, 3, 7, 9, 6, 1, 4, 2),
+    (8, 9, 1, 6, 0, 4, 3, 5, 2, 7),
+    (9, 4, 5, 3, 1, 2, 6, 8, 7, 0),
+    (4, 2, 8, 6, 5, 7, 3, 9, 0, 1),
+    (2, 7, 9, 3, 8, 0, 6, 4, 1, 5),
+    (7, 0, 4, 6, 9, 1, 3, 2, 5, 8),
 )
 
 
@@ -247,10 +281,19 @@ def country_problem(text: str) -> tuple[str, str] | None:
     return "country", "expected an ISO 3166-1 alpha-2 country code such as US or MX"
 
 
-CLINIC_DRUGS = frozenset({
-    "ketamine", "esketamine", "ondansetron", "midazolam", "clonidine", "glycopyrrolate",
-    "magnesium-sulfate", "lidocaine", "dexmedetomidine",
-})
+CLINIC_DRUGS = frozenset(
+    {
+        "ketamine",
+        "esketamine",
+        "ondansetron",
+        "midazolam",
+        "clonidine",
+        "glycopyrrolate",
+        "magnesium-sulfate",
+        "lidocaine",
+        "dexmedetomidine",
+    }
+)
 _RXNORM_DRUG = re.compile(r"rxnorm:[0-9]+", re.ASCII)
 
 

@@ -25,13 +25,19 @@ def references(kind: str, record: dict) -> list[Reference]:
     _known(kind)
     if not isinstance(record, dict):
         return []
-    refs = [Reference(name, target, value) for name, target in _TOP[kind]
-            if isinstance(value := record.get(name), str)]
+    refs = [
+        Reference(name, target, value)
+        for name, target in _TOP[kind]
+        if isinstance(value := record.get(name), str)
+    ]
     if kind == "session" and isinstance(meds := record.get("medications"), list):
         for i, med in enumerate(meds):
             if isinstance(med, dict):
-                refs.extend(Reference(f"medications[{i}].{name}", target, value)
-                            for name, target in _MEDICATION if isinstance(value := med.get(name), str))
+                refs.extend(
+                    Reference(f"medications[{i}].{name}", target, value)
+                    for name, target in _MEDICATION
+                    if isinstance(value := med.get(name), str)
+                )
     return refs
 
 

@@ -3,23 +3,33 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from operator import itemgetter
 
 from integration.ingest.validation import formats, tables
-from integration.ingest.validation.assessments import assessment
+from integration.ingest.validation.assessments import assessment, score, total_rule
 from integration.ingest.validation.engine import Errors, valid
-from integration.ingest.validation.formats import LONGEST_DATETIME, cached_instant, instant
+from integration.ingest.validation.formats import instant, parse_instant
+from integration.ingest.validation.instruments import INSTRUMENTS
 from integration.ingest.validation.messages import describe
 
 _HOUR = 3600 * 1_000_000  # instants are in microseconds
 _WINDOW_SLACK = 2 * _HOUR  # spec, Vital signs set: "inside the session window, 2 h slack each side"
 _DOSE_TOLERANCE = 0.05  # spec, Medication administration: "must agree within 5%"
 _EPS = 1e-9  # float noise at the exact tolerance edge
+_NEVER, _LOWEST = float("inf"), float("-inf")  # what an absent bound or measure compares as
+_ID = itemgetter("id")
 
 # unit -> (mg per unit, times weight_kg, times infusion hours); mL and mL/h cannot be converted.
 _TO_MG: dict[str, tuple[float, bool, bool]] = {
-    "mg": (1.0, False, False), "mcg": (0.001, False, False), "g": (1000.0, False, False),
-    "mg/kg": (1.0, True, False), "mcg/kg": (0.001, True, False),
-    "mg/h": (1.0, False, True), "mg/kg/h": (1.0, True, True), "mcg/kg/h": (0.001, True, True),
+    "mg": (1.0, False, False),
+    "mcg": (0.001, False, False),
+    "g": (1000.0, False, False),
+    "mg/kg": (1.0, True, False),
+    "mcg/kg": (0.001, True, False),
+    "mg/h": (1.0, False, True),
+    "mg/kg/h": (1.0, True, True),
+    "mcg/kg/h": (0.001, True, True),
 }
 _F = tables.SESSION.fields
 _MED = tables.MEDICATION.fields
@@ -27,6 +37,8 @@ _VIT = tables.VITALS.fields
 _REAL = (int, float)  # bool is neither, by type()
 _SYS_LO, _SYS_HI = _VIT["systolic"].lo, _VIT["systolic"].hi
 _DIA_LO, _DIA_HI = _VIT["diastolic"].lo, _VIT["diastolic"].hi
+if tables.VITALS.key_set != tables.MEASURES | {"taken_at"}:  # session_ok counts on it
+    raise RuntimeError("a vital signs set must have taken_at and the measures as its only fields")
 _DOSE = _MED["dose"].shape.fields  # type: ignore[union-attr]
 _RATE = _MED["rate"].shape.fields  # type: ignore[union-attr]
 
@@ -57,14 +69,26 @@ def coded(record: dict, name: str, errs: Errors) -> None:
     if not isinstance(code, str) or not code or code.isspace():
         return
     system = coding.get("system")
-    if system == "icd10cm":
-        problem = formats.icd10cm_problem(code)
-    elif system == "snomed":
-        problem = formats.snomed_problem(code)
-    else:
+    if system not in ("icd10cm", "snomed"):
         return
+    problem = code_problem(system, code)
     if problem is not None:
         errs.append((f"{name}.code", "code-format", f"{problem}, found {describe(code)}"))
+
+
+def code_problem(system: str, code: str) -> str | None:
+    """What is wrong with `code` as a code of `system` (icd10cm or snomed), if anything."""
+    return _code_problem(system, code) if len(code) <= _MEMO_CODE else _CODE_FORMATS[system](code)
+
+
+_CODE_FORMATS = {"icd10cm": formats.icd10cm_problem, "snomed": formats.snomed_problem}
+_MEMO_CODE = 32  # longer codes are never remembered (nor valid)
+
+
+@lru_cache(maxsize=1024)
+def _code_problem(system: str, code: str) -> str | None:
+    """What is wrong with a code of `system`; remembered, as a clinic's few indication codes recur."""
+    return _CODE_FORMATS[system](code)
 
 
 # --- patient ------------------------------------------------------------------------------------------------
@@ -76,13 +100,23 @@ def patient(record: dict, errs: Errors) -> None:
         # A day of slack: a birth "today" at UTC+14 is tomorrow nowhere yet in UTC terms.
         latest = (datetime.now(UTC) + timedelta(days=1)).date()
         if day < (1900, 1, 1) or day > (latest.year, latest.month, latest.day):
-            errs.append(("birth_date", "plausible-date",
-                         f"expected a birth date between 1900-01-01 and today, found {describe(born)}"))
+            errs.append(
+                (
+                    "birth_date",
+                    "plausible-date",
+                    f"expected a birth date between 1900-01-01 and today, found {describe(born)}",
+                )
+            )
     allergies = record.get("allergies")
     if record.get("no_known_allergies") is True and isinstance(allergies, list) and allergies:
-        errs.append(("no_known_allergies", "no-known-allergies-conflict",
-                     f"expected no_known_allergies false or absent beside {len(allergies)} listed allergies, "
-                     "found true"))
+        errs.append(
+            (
+                "no_known_allergies",
+                "no-known-allergies-conflict",
+                f"expected no_known_allergies false or absent beside {len(allergies)} listed allergies, "
+                "found true",
+            )
+        )
     if isinstance(allergies, list):
         for i, allergy in enumerate(allergies):
             substance = allergy.get("substance") if isinstance(allergy, dict) else None
@@ -94,8 +128,14 @@ def patient(record: dict, errs: Errors) -> None:
 def _substance(substance: dict, path: str, errs: Errors) -> None:
     has_system, has_code = "system" in substance, "code" in substance
     if has_system != has_code:
-        errs.append((path, "coding-pair", "expected system and code together or neither, found only "
-                     + ("system" if has_system else "code")))
+        errs.append(
+            (
+                path,
+                "coding-pair",
+                "expected system and code together or neither, found only "
+                + ("system" if has_system else "code"),
+            )
+        )
         return
     code, system = substance.get("code"), substance.get("system")
     if not isinstance(code, str):
@@ -144,27 +184,27 @@ def session(record: dict, errs: Errors) -> None:
     _series(record.get("series"), errs)
     weight = record.get("weight_kg")
     kg = float(weight) if valid(_F["weight_kg"], weight) else None  # type: ignore[arg-type]
-    for i, med in _children(record, "medications"):
-        _medication(med, f"medications[{i}]", kg, errs)
+    meds = record.get("medications")
+    if isinstance(meds, list):
+        for i, med in enumerate(meds):
+            if isinstance(med, dict):
+                _medication(med, i, kg, errs)
     lo = start - _WINDOW_SLACK if start is not None else None
     hi = end + _WINDOW_SLACK if end is not None else None
     _vitals(record.get("vitals"), lo, hi, errs)
-    owner = record.get("patient_id")
-    for i, child in _children(record, "assessments"):
-        assessment(child, f"assessments[{i}].", errs)
-        pid = child.get("patient_id")
-        if isinstance(pid, str) and isinstance(owner, str) and pid != owner:
-            errs.append((f"assessments[{i}].patient_id", "patient-mismatch",
-                         f"expected the session's patient {describe(owner)}, found {describe(pid)}"))
+    children = record.get("assessments")
+    if isinstance(children, list):
+        owner = record.get("patient_id")
+        for i, child in enumerate(children):
+            if not isinstance(child, dict):
+                continue
+            assessment(child, f"assessments[{i}].", errs)
+            pid = child.get("patient_id")
+            if isinstance(pid, str) and isinstance(owner, str) and pid != owner:
+                errs.append((f"assessments[{i}].patient_id", "patient-mismatch",
+                             f"expected the session's patient {describe(owner)}, found {describe(pid)}"))
     for name in ("medications", "assessments", "adverse_events"):
         duplicate_ids(record, name, errs)
-
-
-def _children(record: dict, name: str) -> list[tuple[int, dict]]:
-    items = record.get(name)
-    if not isinstance(items, list):
-        return []
-    return [(i, item) for i, item in enumerate(items) if isinstance(item, dict)]
 
 
 def _series(series: object, errs: Errors) -> None:
@@ -190,39 +230,45 @@ def _vitals(items: object, lo: int | None, hi: int | None, errs: Errors) -> None
             continue
         if measures.isdisjoint(vital):
             errs.append((f"vitals[{i}]", "required", "expected at least one measure, found only taken_at"))
-        systolic, diastolic = vital.get("systolic"), vital.get("diastolic")
-        if (diastolic is not None and systolic is not None and type(systolic) in _REAL
-                and type(diastolic) in _REAL and _SYS_LO <= systolic <= _SYS_HI  # type: ignore[operator]
-                and _DIA_LO <= diastolic <= _DIA_HI and diastolic >= systolic):  # type: ignore[operator]
-            errs.append((f"vitals[{i}].diastolic", "diastolic-below-systolic",
-                         f"expected diastolic below systolic ({systolic}), found {diastolic}"))
+        diastolic = vital.get("diastolic")
+        if diastolic is not None:
+            systolic = vital.get("systolic")
+            if (systolic is not None and type(systolic) in _REAL and type(diastolic) in _REAL
+                    and _SYS_LO <= systolic <= _SYS_HI  # type: ignore[operator]
+                    and _DIA_LO <= diastolic <= _DIA_HI and diastolic >= systolic):  # type: ignore[operator]
+                errs.append((f"vitals[{i}].diastolic", "diastolic-below-systolic",
+                             f"expected diastolic below systolic ({systolic}), found {diastolic}"))
         if lo is not None:
             taken = vital.get("taken_at")
-            at = cached_instant(taken) if type(taken) is str and len(taken) <= LONGEST_DATETIME else None
-            if type(at) is int and (at < lo or (hi is not None and at > hi)):
-                errs.append((f"vitals[{i}].taken_at", "window",
-                             "expected taken_at within the session (start - 2 h to end + 2 h), found "
-                             + ("before" if at < lo else "after") + " it"))
+            if type(taken) is str:
+                at = parse_instant(taken)
+                if type(at) is int and (at < lo or (hi is not None and at > hi)):
+                    errs.append((f"vitals[{i}].taken_at", "window",
+                                 "expected taken_at within the session (start - 2 h to end + 2 h), found "
+                                 + ("before" if at < lo else "after") + " it"))
 
 
-def _medication(med: dict, path: str, kg: float | None, errs: Errors) -> None:
+def _medication(med: dict, i: int, kg: float | None, errs: Errors) -> None:
     has_dose, has_rate = "dose" in med, "rate" in med
     if has_dose == has_rate:
-        errs.append((path, "dose-or-rate", "expected exactly one of dose and rate, found "
+        errs.append((f"medications[{i}]", "dose-or-rate", "expected exactly one of dose and rate, found "
                      + ("both" if has_dose else "neither")))
     start, end = instant(med.get("start")), instant(med.get("end"))
     if start is not None and end is not None and end <= start:
-        errs.append((path + ".end", "end-after-start", "expected the medication end to be after its start"))
+        errs.append((f"medications[{i}].end", "end-after-start",
+                     "expected the medication end to be after its start"))
     if has_rate and "end" not in med:
-        errs.append((path + ".end", "end-required", "a rate means an infusion, which needs its end"))
+        errs.append((f"medications[{i}].end", "end-required",
+                     "a rate means an infusion, which needs its end"))
     if "wasted" in med and "witness_id" not in med:
-        errs.append((path + ".witness_id", "witness-required", "a wasted amount needs a witness_id"))
+        errs.append((f"medications[{i}].witness_id", "witness-required",
+                     "a wasted amount needs a witness_id"))
     if "total_mg" in med and has_dose != has_rate:
-        _dose_total(med, path, kg, start, end, errs)
+        _dose_total(med, i, kg, start, end, errs)
 
 
 def _dose_total(
-    med: dict, path: str, kg: float | None, start: int | None, end: int | None, errs: Errors
+    med: dict, i: int, kg: float | None, start: int | None, end: int | None, errs: Errors
 ) -> None:
     total = med["total_mg"]
     quantity, fields = (med["dose"], _DOSE) if "dose" in med else (med["rate"], _RATE)
@@ -231,21 +277,114 @@ def _dose_total(
     value, unit = quantity.get("value"), quantity.get("unit")
     if not valid(fields["value"], value) or not valid(fields["unit"], unit):
         return
-    factor, per_kg, per_hour = _TO_MG.get(unit, (0.0, False, False))  # type: ignore[arg-type]
-    if not factor or (per_kg and kg is None):
-        return  # mL and mL/h carry no concentration; a broken weight has its own error
-    computed = float(value) * factor  # type: ignore[arg-type]
-    how = f"{value:g} {unit}"
-    if per_kg:
-        computed *= kg  # type: ignore[operator]
-        how += f" x {kg:g} kg"
-    if per_hour:
-        if start is None or end is None or end <= start:
-            return
-        hours = (end - start) / _HOUR
-        computed *= hours
-        how += f" x {hours:.4g} h"
-    if abs(total - computed) > _DOSE_TOLERANCE * computed * (1 + _EPS):
-        errs.append((path + ".total_mg", "dose-total",
+    computed = _milligrams(value, unit, kg, start, end)  # type: ignore[arg-type]
+    if computed is not None and abs(total - computed) > _DOSE_TOLERANCE * computed * (1 + _EPS):
+        how = f"{value:g} {unit}"  # how the total was computed, said only when it disagrees
+        if _TO_MG[unit][1]:  # type: ignore[index]
+            how += f" x {kg:g} kg"
+        if _TO_MG[unit][2]:  # type: ignore[index]
+            how += f" x {(end - start) / _HOUR:.4g} h"  # type: ignore[operator]
+        errs.append((f"medications[{i}].total_mg", "dose-total",
                      f"expected total_mg within 5% of {computed:.4g} mg ({how}), found {total:g}"))
 
+
+def _milligrams(
+    value: float, unit: str, kg: float | None, start: int | None, end: int | None
+) -> float | None:
+    """The milligrams a valid dose or rate comes to, or None when they cannot be computed (mL, no weight)."""
+    factor, per_kg, per_hour = _TO_MG.get(unit, (0.0, False, False))
+    if not factor or (per_kg and kg is None):
+        return None  # mL and mL/h carry no concentration; a broken weight has its own error
+    computed = float(value) * factor
+    if per_kg:
+        computed *= kg  # type: ignore[operator]
+    if per_hour:
+        if start is None or end is None or end <= start:
+            return None
+        computed *= (end - start) / _HOUR
+    return computed
+
+
+# --- session, the quick way ---------------------------------------------------------------------------------
+# The datetimes whose instants `session_ok` reads, handed over by the compiled field check that parsed them.
+SESSION_INSTANTS = ("start", "end", "medications.start", "medications.end", "vitals.taken_at")
+
+
+def session_ok(record: dict, instants: tuple) -> bool:
+    """Whether `session` would report nothing, for a record whose fields have all passed their table.
+
+    `validate_record` asks this first and runs `session` only on a no. The same rules without paths or
+    messages: the fields are known good, so there are no type guards, and `instants` are those of
+    SESSION_INSTANTS, from the field check's own parse. A rule added to `session` belongs here too;
+    test_equivalence.py holds the two to the same answers.
+    """
+    start, end, med_starts, med_ends, taken = instants
+    status = record["status"]
+    if end is None:
+        if status == "completed" or status == "stopped":
+            return False
+    elif end <= start:
+        return False
+    if status == "stopped":
+        reason = record.get("stop_reason")
+        if not reason or reason.isspace():
+            return False
+    series = record.get("series")
+    if series is not None:  # numbers of at least 1, and session_number <= planned_sessions when given
+        planned = series.get("planned_sessions", _NEVER)
+        if not (series["number"] >= 1 and 1 <= series["session_number"] <= planned and planned >= 1):
+            return False
+    indication = record["indication"]
+    if code_problem(indication["system"], indication["code"]) is not None:
+        return False
+    meds = record.get("medications")
+    if meds:
+        kg = float(record["weight_kg"])
+        for med, med_start, med_end in zip(meds, med_starts, med_ends, strict=True):
+            if not _medication_ok(med, kg, med_start, med_end):
+                return False
+        if len(set(map(_ID, meds))) != len(meds):
+            return False
+    vitals = record.get("vitals")
+    if vitals:
+        if min(taken) < start - _WINDOW_SLACK or (end is not None and max(taken) > end + _WINDOW_SLACK):
+            return False
+        if 1 in map(len, vitals):  # taken_at alone: in a set whose fields passed, any other is a measure
+            return False
+        for vital in vitals:
+            if vital.get("diastolic", _LOWEST) >= vital.get("systolic", _NEVER):
+                return False
+    children = record.get("assessments")
+    if children:
+        owner = record["patient_id"]
+        for child in children:
+            inst = INSTRUMENTS[child["instrument"]]
+            found = score(child["answers"], inst)
+            if found is None or ("total" in child and total_rule(child["total"], found, inst) is not None):
+                return False
+            if child.get("patient_id", owner) != owner:
+                return False
+        if len(set(map(_ID, children))) != len(children):
+            return False
+    events = record.get("adverse_events")
+    return not events or len(set(map(_ID, events))) == len(events)
+
+
+def _medication_ok(med: dict, kg: float, start: int, end: int | None) -> bool:
+    has_dose = "dose" in med
+    if has_dose == ("rate" in med):
+        return False
+    if end is None:
+        if not has_dose:
+            return False  # a rate means an infusion, which needs its end
+    elif end <= start:
+        return False
+    if "wasted" in med and "witness_id" not in med:
+        return False
+    total = med.get("total_mg")
+    if total is not None:
+        quantity = med["dose"] if has_dose else med["rate"]
+        computed = _milligrams(quantity["value"], quantity["unit"], kg, start, end)
+        if computed is not None and abs(total - computed) > _DOSE_TOLERANCE * computed * (1 + _EPS):
+            return False
+    return True

@@ -47,12 +47,17 @@ def _coded(what: str) -> Shape:
 ALLERGY = Shape(
     "an allergy",
     Field("id", "id", required=True),
-    Field("substance", "object", required=True, shape=Shape(
-        "an allergy substance",
-        Field("text", "string", required=True),
-        Field("system", "string", enum=_enum("rxnorm", "snomed")),
-        Field("code", "string"),
-    )),
+    Field(
+        "substance",
+        "object",
+        required=True,
+        shape=Shape(
+            "an allergy substance",
+            Field("text", "string", required=True),
+            Field("system", "string", enum=_enum("rxnorm", "snomed")),
+            Field("code", "string"),
+        ),
+    ),
     Field("reaction", "string"),
     Field("severity", "string", enum=SEVERITY),
     Field("status", "string", required=True, enum=_enum("active", "inactive", "resolved")),
@@ -67,26 +72,37 @@ PATIENT = Shape(
     Field("sex", "string", required=True, enum=_enum("female", "male", "other", "unknown")),
     Field("phone", "string"),
     Field("email", "string", fmt=formats.email_problem),
-    Field("address", "object", shape=Shape(
-        "an address",
-        _strings("line"),
-        Field("city", "string"),
-        Field("state", "string"),
-        Field("postal_code", "string"),
-        Field("country", "string", fmt=formats.country_problem),
-    )),
+    Field(
+        "address",
+        "object",
+        shape=Shape(
+            "an address",
+            _strings("line"),
+            Field("city", "string"),
+            Field("state", "string"),
+            Field("postal_code", "string"),
+            Field("country", "string", fmt=formats.country_problem),
+        ),
+    ),
     Field("language", "string", fmt=formats.language_problem),
-    _list_of("identifiers", Shape(
-        "an identifier",
-        Field("system", "string", required=True, fmt=formats.uri_problem),
-        Field("value", "string", required=True),
-    )),
+    _list_of(
+        "identifiers",
+        Shape(
+            "an identifier",
+            Field("system", "string", required=True, fmt=formats.uri_problem),
+            Field("value", "string", required=True),
+        ),
+    ),
     Field("referring_practitioner_id", "id"),
-    Field("consent", "object", shape=Shape(
-        "a consent",
-        Field("share_with_referrer", "boolean"),
-        _strings("share_with_destinations", nonempty_items=True),
-    )),
+    Field(
+        "consent",
+        "object",
+        shape=Shape(
+            "a consent",
+            Field("share_with_referrer", "boolean"),
+            _strings("share_with_destinations", nonempty_items=True),
+        ),
+    ),
     _list_of("allergies", ALLERGY),
     Field("no_known_allergies", "boolean"),
 )
@@ -98,8 +114,12 @@ PRACTITIONER = Shape(
     _strings("given", required=True, nonempty_items=True),  # typed as the patient's: spec leaves it blank
     Field("family", "string", required=True),
     Field("npi", "string", fmt=formats.npi_problem),
-    Field("role", "string", required=True,
-          enum=_enum("physician", "nurse", "anesthesiologist", "referrer", "other")),
+    Field(
+        "role",
+        "string",
+        required=True,
+        enum=_enum("physician", "nurse", "anesthesiologist", "referrer", "other"),
+    ),
     Field("organization", "string"),
     Field("phone", "string"),
     Field("email", "string", fmt=formats.email_problem),
@@ -165,10 +185,22 @@ SESSION_ASSESSMENT = _assessment("an assessment", standalone=False)
 ADVERSE_EVENT = Shape(
     "an adverse event",
     Field("id", "id", required=True),
-    Field("kind", "string", required=True, enum=_enum(
-        "nausea", "vomiting", "hypertension", "tachycardia", "dissociation", "agitation", "headache",
-        "desaturation", "other",
-    )),
+    Field(
+        "kind",
+        "string",
+        required=True,
+        enum=_enum(
+            "nausea",
+            "vomiting",
+            "hypertension",
+            "tachycardia",
+            "dissociation",
+            "agitation",
+            "headache",
+            "desaturation",
+            "other",
+        ),
+    ),
     Field("severity", "string", required=True, enum=SEVERITY),
     Field("onset", "datetime", required=True),
     Field("action", "string"),
@@ -180,18 +212,26 @@ SESSION = Shape(
     "a session record",
     Field("id", "id", required=True),
     Field("patient_id", "id", required=True),
-    Field("status", "string", required=True,
-          enum=_enum("planned", "in-progress", "completed", "stopped", "cancelled")),
+    Field(
+        "status",
+        "string",
+        required=True,
+        enum=_enum("planned", "in-progress", "completed", "stopped", "cancelled"),
+    ),
     Field("stop_reason", "string"),  # required when stopped: rules.session
     Field("start", "datetime", required=True),
     Field("end", "datetime"),
     Field("indication", "object", required=True, shape=_coded("an indication")),
-    Field("series", "object", shape=Shape(
-        "a series",
-        Field("number", "integer", required=True),  # ranges (>= 1, <= planned) are the `series` rule
-        Field("session_number", "integer", required=True),
-        Field("planned_sessions", "integer"),
-    )),
+    Field(
+        "series",
+        "object",
+        shape=Shape(
+            "a series",
+            Field("number", "integer", required=True),  # ranges (>= 1, <= planned) are the `series` rule
+            Field("session_number", "integer", required=True),
+            Field("planned_sessions", "integer"),
+        ),
+    ),
     Field("weight_kg", "number", required=True, lo=20, hi=350),
     Field("attending_id", "id", required=True),
     Field("nurse_id", "id"),
