@@ -117,15 +117,6 @@ def upgrade() -> None:
         sa.Column("patient_id", sa.String(length=64), nullable=True),
         sa.Column("deleted", sa.Boolean(), nullable=False),
         sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["resource_type", "resource_id", "version_id"],
-            [
-                "fhir_resource_version.resource_type",
-                "fhir_resource_version.id",
-                "fhir_resource_version.version_id",
-            ],
-            name=op.f("fk_change_feed_resource_type_resource_id_version_id_fhir_resource_version"),
-        ),
         sa.PrimaryKeyConstraint("seq", name=op.f("pk_change_feed")),
         sa.UniqueConstraint(
             "resource_type",

@@ -23,11 +23,6 @@ def upgrade() -> None:
         sa.Column("source_id", sa.String(length=128), nullable=False),
         sa.Column("resource_type", sa.String(length=64), nullable=False),
         sa.Column("resource_id", sa.String(length=64), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["resource_type", "resource_id"],
-            ["fhir_resource.resource_type", "fhir_resource.id"],
-            name=op.f("fk_fhir_resource_source_resource_type_resource_id_fhir_resource"),
-        ),
         sa.PrimaryKeyConstraint(
             "source_kind", "source_id", "resource_type", "resource_id", name=op.f("pk_fhir_resource_source")
         ),
