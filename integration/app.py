@@ -14,6 +14,7 @@ import uuid
 from flask import Flask, Response, g, request
 
 from integration import audit, http_errors, logs
+from integration.auth.smart import bp as smart_bp
 from integration.health import bp as health_bp
 from integration.ingest.api import bp as intake_bp
 from integration.ingest.resources import mapping_context
@@ -42,6 +43,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     audit.register(app)
     app.register_blueprint(health_bp)
     app.register_blueprint(intake_bp)
+    app.register_blueprint(smart_bp)
 
     from integration import cli
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import Flask
 
+from integration.auth.smart_clients import SmartClientRepository
 from integration.store.db import is_sqlite
 
 
@@ -30,9 +32,18 @@ def checkpoint_sqlite(app: Flask) -> dict[str, Any]:
     return {"busy": busy, "wal_frames": log_frames, "checkpointed": checkpointed}
 
 
+def purge_expired_smart_credentials(app: Flask) -> dict[str, Any]:
+    """Forget used client-assertion ids and access tokens once they have expired (both are useless then)."""
+    with app.extensions["horizon.db"].writer() as conn:
+        removed = SmartClientRepository(conn).purge_expired(datetime.now(UTC))
+    return {"removed": removed}
+
+
 def jobs_for(app: Flask) -> list[JobSpec]:
     """The jobs this deployment runs (sync, summaries and export cleanup join this list)."""
-    specs: list[JobSpec] = []
+    specs: list[JobSpec] = [
+        JobSpec("smart-credentials-purge", purge_expired_smart_credentials, "interval", {"minutes": 15})
+    ]
     if is_sqlite(app.extensions["horizon.db"].engine):
         specs.append(JobSpec("sqlite-checkpoint", checkpoint_sqlite, "interval", {"minutes": 5}))
     return specs

@@ -76,6 +76,26 @@ class Settings:
         30,
         "How long the scheduler leader's lease lasts without renewal before another process may take over.",
     )
+    public_base_url: str = setting(
+        "HORIZON_PUBLIC_BASE_URL",
+        "http://127.0.0.1:8000",
+        "The service's public root URL as clients see it. The SMART token URL ({base}/auth/token) is built "
+        "from it, and client assertions must name that URL as `aud`; the Host header is never trusted.",
+    )
+    smart_jwks_url_allowlist: str = setting(
+        "HORIZON_SMART_JWKS_URL_ALLOWLIST",
+        "",
+        "Comma-separated URL prefixes a SMART client's JWKS URL must start with (https, or http on "
+        "loopback only). Empty: no JWKS URL is accepted, clients register a JWKS file instead.",
+    )
+    smart_jwks_cache_seconds: int = setting(
+        "HORIZON_SMART_JWKS_CACHE_SECONDS", 300, "How long a fetched SMART client JWKS is reused."
+    )
+    smart_token_lifetime_seconds: int = setting(
+        "HORIZON_SMART_TOKEN_LIFETIME_SECONDS",
+        300,
+        "Lifetime of SMART access tokens, in seconds; values above 300 are capped at 300.",
+    )
 
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

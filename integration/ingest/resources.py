@@ -25,6 +25,35 @@ from mappings.models import validate
 
 _SORTED = orjson.OPT_SORT_KEYS
 STATIC_SOURCE = ("config", "static")
+# Resources several records legitimately produce: each session of a series writes its CarePlan.
+SHARED_TYPES = frozenset({"CarePlan"})
+
+
+@dataclass(frozen=True, slots=True)
+class Conflict:
+    """A record produces a resource that belongs to another record: a child id reused across records."""
+
+    source_kind: str
+    source_id: str
+    resource_type: str
+    clinic_id: str
+    owner_kind: str
+    owner_id: str
+
+    @property
+    def message(self) -> str:
+        return (
+            f"its {self.resource_type} for clinic id {self.clinic_id!r} already belongs to "
+            f"{self.owner_kind} {self.owner_id!r}: ids must be unique within their kind"
+        )
+
+
+class ProducerConflict(Exception):
+    """Records that would overwrite resources other records own; nothing was written."""
+
+    def __init__(self, conflicts: list[Conflict]) -> None:
+        super().__init__(f"{len(conflicts)} resource ownership conflicts")
+        self.conflicts = conflicts
 
 
 @dataclass(slots=True)
@@ -81,7 +110,12 @@ def _mapped(body: dict[str, Any], patient_id: str | None) -> MappedResource:
 
 
 def write_resources(repo: ResourceRepository, produced: Sequence[Produced], now: datetime) -> int:
-    """Write the new versions (and deletions) the produced resources call for; returns how many."""
+    """Write the new versions (and deletions) the produced resources call for; returns how many.
+
+    Raises ProducerConflict, before writing anything, when a record would take over a resource
+    another record produces (say a medication id reused in a second session).
+    """
+    _check_ownership(repo, produced)
     latest: dict[tuple[str, str], MappedResource] = {}
     for p in produced:
         for r in p.resources:
@@ -115,7 +149,7 @@ def write_resources(repo: ResourceRepository, produced: Sequence[Produced], now:
         writes.append(ResourceWrite(r.resource_type, r.id, version, r.content_hash, content, r.patient_id))
 
     repo.unlink(drop_links)
-    still_made = repo.still_produced(orphan_candidates)
+    still_made = set(repo.producers(orphan_candidates))
     for key in sorted(orphan_candidates - still_made):
         state = states.get(key)
         if state is None or state.deleted:
@@ -127,6 +161,35 @@ def write_resources(repo: ResourceRepository, produced: Sequence[Produced], now:
     repo.write(writes, now=now)
     repo.link(add_links)
     return len(writes)
+
+
+def _check_ownership(repo: ResourceRepository, produced: Sequence[Produced]) -> None:
+    exclusive = {
+        (r.resource_type, r.id) for p in produced for r in p.resources if r.resource_type not in SHARED_TYPES
+    }
+    owners = repo.producers(exclusive)
+    claimed: dict[tuple[str, str], tuple[str, str]] = {}
+    conflicts: list[Conflict] = []
+    for p in produced:
+        me = (p.source_kind, p.source_id)
+        for r in p.resources:
+            key = (r.resource_type, r.id)
+            if key not in exclusive:
+                continue
+            others = owners.get(key, set()) | ({claimed[key]} if key in claimed else set())
+            others.discard(me)
+            if others:
+                owner = min(others)
+                conflicts.append(Conflict(*me, r.resource_type, _clinic_id(r.body), *owner))
+            claimed.setdefault(key, me)
+    if conflicts:
+        raise ProducerConflict(conflicts)
+
+
+def _clinic_id(body: dict[str, Any]) -> str:
+    identifier = body.get("identifier")
+    first = identifier[0] if isinstance(identifier, list) and identifier else identifier
+    return first.get("value", body["id"]) if isinstance(first, dict) else body["id"]
 
 
 def _instant(now: datetime) -> str:

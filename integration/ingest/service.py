@@ -21,6 +21,7 @@ from integration.ingest.problems import RecordError, Reference
 from integration.ingest.resources import (
     MappedResource,
     Produced,
+    ProducerConflict,
     map_to_fhir,
     static_resources,
     write_resources,
@@ -113,13 +114,23 @@ def ingest(
             with db.serialized_writer() as conn:
                 accepted = _store(ClinicRecordRepository(conn), candidates, source, received_at, request_id)
                 produced = [_produced(c, ctx) for c in accepted]
-                write_resources(ResourceRepository(conn), [p for p in produced if p is not None], received_at)
+                write_resources(ResourceRepository(conn), produced, received_at)
                 if audit is not None:
                     outcomes = [c.outcome for c in candidates]
                     audit.detail = _summary(candidates)
                     audit.outcome = audit_outcome(outcomes) if audit_outcome else 200
                     AuditRepository(conn).record(audit)
             return [c.outcome for c in candidates]
+        except ProducerConflict as exc:
+            # Reject the records that reuse another record's child ids, then write the rest.
+            by_key = {(c.outcome.kind, c.outcome.id): c for c in candidates}
+            for conflict in exc.conflicts:
+                c = by_key[(conflict.source_kind, conflict.source_id)]
+                c.early_errors.append(
+                    RecordError(c.outcome.kind, c.outcome.id, "", "duplicate-id", conflict.message)
+                )
+            if attempt == _WRITE_ATTEMPTS:
+                raise
         except (IntegrityError, ConcurrentUpdate):
             # Only a writer outside serialized_writer can get here (e.g. a manual fix); re-read and retry.
             if attempt == _WRITE_ATTEMPTS:
@@ -172,10 +183,10 @@ def _mapping_reason(exc: Exception) -> str:
     return str(exc)
 
 
-def _produced(c: _Candidate, ctx: MappingContext) -> Produced | None:
-    if c.fhir is None:
+def _produced(c: _Candidate, ctx: MappingContext) -> Produced:
+    if c.fhir is None:  # its head moved after the pre-read: map it now, inside the transaction
         _map(c, ctx)
-        if c.fhir is None:  # only if the mapping changed under us; the transaction is retried
+        if c.fhir is None:  # it cannot be mapped: start over, so it is rejected with everything undone
             raise ConcurrentUpdate(c.outcome.kind, c.outcome.id or "")
     return Produced(c.outcome.kind, c.outcome.id, c.fhir)  # type: ignore[arg-type]
 

@@ -84,17 +84,20 @@ class ResourceRepository:
                 out.setdefault(row.source_id, set()).add((row.resource_type, row.resource_id))
         return out
 
-    def still_produced(self, keys: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
-        """Which of these resources some clinic record still produces."""
+    def producers(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], set[tuple[str, str]]]:
+        """The (source_kind, source_id) records producing each of these resources now."""
         t = fhir_resource_source.c
-        found: set[tuple[str, str]] = set()
+        found: dict[tuple[str, str], set[tuple[str, str]]] = {}
         for resource_type, ids in grouped_chunks(keys):
             rows = self._conn.execute(
-                select(t.resource_id)
-                .where(t.resource_type == resource_type, t.resource_id.in_(ids))
-                .distinct()
+                select(t.resource_id, t.source_kind, t.source_id).where(
+                    t.resource_type == resource_type, t.resource_id.in_(ids)
+                )
             )
-            found.update((resource_type, row.resource_id) for row in rows)
+            for row in rows:
+                found.setdefault((resource_type, row.resource_id), set()).add(
+                    (row.source_kind, row.source_id)
+                )
         return found
 
     def link(self, links: Sequence[tuple[str, str, str, str]]) -> None:

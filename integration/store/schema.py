@@ -200,3 +200,47 @@ lease = Table(
     Column("acquired_at", UtcDateTime(), nullable=False),
     Column("expires_at", UtcDateTime(), nullable=False),
 )
+
+# SMART Backend Services clients (hospital EHRs). Keys: a validated public JWKS stored at
+# registration, or a JWKS URL on the configured allow-list; exactly one of the two.
+smart_client = Table(
+    "smart_client",
+    metadata,
+    Column("client_id", String(64), primary_key=True),
+    Column("name", String(100), nullable=False, unique=True),
+    Column("scope", Text, nullable=False),
+    Column("group_id", String(64), nullable=True),
+    Column("jwks", Text, nullable=True),
+    Column("jwks_url", String(2000), nullable=True),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("revoked_at", UtcDateTime(), nullable=True),
+    CheckConstraint("(jwks IS NULL) <> (jwks_url IS NULL)", name="key_source"),
+)
+
+# Client-assertion ids seen (RFC 7523 section 3, item 7), kept until the assertion could no longer
+# be accepted anyway. The primary key is what refuses a replay, even between concurrent workers.
+smart_jti = Table(
+    "smart_jti",
+    metadata,
+    Column("client_id", String(64), primary_key=True),
+    Column("jti_hash", String(64), primary_key=True),
+    Column("expires_at", UtcDateTime(), nullable=False),
+    ForeignKeyConstraint(["client_id"], ["smart_client.client_id"]),
+    Index(None, "expires_at"),
+)
+
+# SMART access tokens, by SHA-256 only: looked up on every FHIR request, so revocation and expiry
+# take effect at once.
+smart_access_token = Table(
+    "smart_access_token",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("client_id", String(64), nullable=False),
+    Column("scope", Text, nullable=False),
+    Column("group_id", String(64), nullable=True),
+    Column("issued_at", UtcDateTime(), nullable=False),
+    Column("expires_at", UtcDateTime(), nullable=False),
+    ForeignKeyConstraint(["client_id"], ["smart_client.client_id"]),
+    Index(None, "client_id"),
+    Index(None, "expires_at"),
+)

@@ -166,3 +166,30 @@ def _counts(db):
             conn.execute(select(func.count()).select_from(t)).scalar_one()
             for t in (clinic_record, fhir_resource, fhir_resource_version, change_feed)
         )
+
+
+def test_a_child_id_reused_by_another_session_is_rejected_not_overwritten(client, clinic_headers, batch, db):
+    _post(client, clinic_headers, batch)
+    first, second = batch["sessions"][0], copy.deepcopy(batch["sessions"][1])
+    taken = first["medications"][0]["id"]
+    second["medications"][0]["id"] = taken
+    before = _max_seq(db)
+    response = client.put(f"/api/v1/sessions/{second['id']}", json=second, headers=clinic_headers)
+    assert response.status_code == 422
+    errors = response.json["errors"]
+    assert {e["rule"] for e in errors} == {"duplicate-id"}
+    assert any("MedicationAdministration" in e["message"] and taken in e["message"] for e in errors)
+    assert all(first["id"] in e["message"] for e in errors)
+    assert _max_seq(db) == before
+    stored = client.get(f"/api/v1/sessions/{second['id']}", headers=clinic_headers).json
+    assert stored["version"] == 1
+
+
+def test_two_sessions_of_one_batch_with_the_same_child_id(client, clinic_headers, batch):
+    first, second = batch["sessions"][0], batch["sessions"][1]
+    second["medications"][0]["id"] = first["medications"][0]["id"]
+    body = _post(client, clinic_headers, batch)
+    by_id = {r["id"]: r for r in body["results"] if r["kind"] == "session"}
+    assert by_id[first["id"]]["status"] == "accepted"
+    assert by_id[second["id"]]["status"] == "rejected"
+    assert by_id[second["id"]]["errors"][0]["rule"] == "duplicate-id"

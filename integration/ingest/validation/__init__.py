@@ -24,8 +24,12 @@ _SPECS: dict[str, _Spec] = {
     "practitioner": (tables.PRACTITIONER, tables.PRACTITIONER.ok, rules.practitioner, None),
     "patient": (tables.PATIENT, tables.PATIENT.ok, rules.patient, None),
     "referral": (tables.REFERRAL, tables.REFERRAL.ok, rules.referral, None),
-    "session": (tables.SESSION, compile_shape(tables.SESSION, rules.SESSION_INSTANTS), rules.session,
-                rules.session_ok),
+    "session": (
+        tables.SESSION,
+        compile_shape(tables.SESSION, rules.SESSION_INSTANTS),
+        rules.session,
+        rules.session_ok,
+    ),
     "assessment": (tables.ASSESSMENT, tables.ASSESSMENT.ok, rules.standalone_assessment, None),
 }
 _LONGEST_ECHOED_ID = 128

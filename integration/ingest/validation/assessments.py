@@ -34,8 +34,13 @@ def assessment(record: dict, prefix: str, errs: Errors) -> None:
         message = f"expected the {inst.name} mean of the answers, {mean:g} (+/-0.05), found {total:g}"
         errs.append((prefix + "total", "total-mismatch", message))
     else:
-        errs.append((prefix + "total", "total-mismatch",
-                     f"expected the {inst.name} sum of the answers, {found}, found {describe(total)}"))
+        errs.append(
+            (
+                prefix + "total",
+                "total-mismatch",
+                f"expected the {inst.name} sum of the answers, {found}, found {describe(total)}",
+            )
+        )
 
 
 def score(answers: dict, inst: Instrument) -> int | None:

@@ -32,8 +32,12 @@ class _Source:
     def __init__(self, capture: Sequence[str] = ()) -> None:
         self.lines: list[str] = []
         self.names: dict[str, object] = {
-            "_MISSING": _MISSING, "_instant": formats.parse_instant, "_day": formats.day_number,
-            "_DAY_PARTS": formats.DAY_PARTS, "_TIME_PARTS": formats.TIME_PARTS, "_LONGEST_ID": formats.MAX_ID,
+            "_MISSING": _MISSING,
+            "_instant": formats.parse_instant,
+            "_day": formats.day_number,
+            "_DAY_PARTS": formats.DAY_PARTS,
+            "_TIME_PARTS": formats.TIME_PARTS,
+            "_LONGEST_ID": formats.MAX_ID,
         }
         self.ids: dict[int, str] = {}
         self.capture = {path: f"c{i}" for i, path in enumerate(capture)}  # dotted path -> variable
@@ -80,15 +84,20 @@ def compile_field(f: Field) -> Predicate:
 
 def _function(src: _Source, param: str, what: str, setup: list[str], answer: str) -> Predicate:
     """Wrap the body written at depth 2 into `ok(param)`, compile it, and keep its source as its docstring."""
-    text = "\n".join([
-        f"def ok({param}):",
-        *(f"    {line}" for line in setup),
-        "    try:",
-        *src.lines,
-        f"        return {answer}",
-        "    except TypeError:  # an unhashable value tested against an enum: the walk will say why",
-        "        return False",
-    ]) + "\n"
+    text = (
+        "\n".join(
+            [
+                f"def ok({param}):",
+                *(f"    {line}" for line in setup),
+                "    try:",
+                *src.lines,
+                f"        return {answer}",
+                "    except TypeError:  # an unhashable value tested against an enum: the walk will say why",
+                "        return False",
+            ]
+        )
+        + "\n"
+    )
     namespace = dict(src.names)
     exec(compile(text, f"<validation: {what}>", "exec"), namespace)  # noqa: S102 -- source from our tables
     predicate: Predicate = namespace["ok"]  # type: ignore[assignment]
@@ -202,8 +211,9 @@ def _scalar(src: _Source, f: Field, v: str) -> str:
         # formats.id_problem's own tests, with its control-character search replaced by isprintable(): every
         # character that search finds (U+0000-001F, U+007F-009F) is one isprintable() refuses. And strip()
         # answers the very string it was given when there is no whitespace (isspace()) to take off either end.
-        return (f"type({v}) is str and 0 < len({v}) <= _LONGEST_ID and {v}.isprintable() "
-                f"and {v}.strip() is {v}")
+        return (
+            f"type({v}) is str and 0 < len({v}) <= _LONGEST_ID and {v}.isprintable() and {v}.strip() is {v}"
+        )
     if t in ("integer", "number"):
         kinds = f"type({v}) is int" if t == "integer" else f"(type({v}) is int or type({v}) is float)"
         low = f"{_literal(f.lo)} {'<' if f.lo_open else '<='} {v}"  # NaN fails every comparison

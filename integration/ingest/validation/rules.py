@@ -178,8 +178,13 @@ def session(record: dict, errs: Errors) -> None:
     if status == "stopped":
         reason = record.get("stop_reason")
         if reason is None or (isinstance(reason, str) and (not reason or reason.isspace())):
-            errs.append(("stop_reason", "stop-reason-required",
-                         f"a stopped session needs a stop_reason, found {describe(reason)}"))
+            errs.append(
+                (
+                    "stop_reason",
+                    "stop-reason-required",
+                    f"a stopped session needs a stop_reason, found {describe(reason)}",
+                )
+            )
     coded(record, "indication", errs)
     _series(record.get("series"), errs)
     weight = record.get("weight_kg")
@@ -201,8 +206,13 @@ def session(record: dict, errs: Errors) -> None:
             assessment(child, f"assessments[{i}].", errs)
             pid = child.get("patient_id")
             if isinstance(pid, str) and isinstance(owner, str) and pid != owner:
-                errs.append((f"assessments[{i}].patient_id", "patient-mismatch",
-                             f"expected the session's patient {describe(owner)}, found {describe(pid)}"))
+                errs.append(
+                    (
+                        f"assessments[{i}].patient_id",
+                        "patient-mismatch",
+                        f"expected the session's patient {describe(owner)}, found {describe(pid)}",
+                    )
+                )
     for name in ("medications", "assessments", "adverse_events"):
         duplicate_ids(record, name, errs)
 
@@ -233,36 +243,60 @@ def _vitals(items: object, lo: int | None, hi: int | None, errs: Errors) -> None
         diastolic = vital.get("diastolic")
         if diastolic is not None:
             systolic = vital.get("systolic")
-            if (systolic is not None and type(systolic) in _REAL and type(diastolic) in _REAL
-                    and _SYS_LO <= systolic <= _SYS_HI  # type: ignore[operator]
-                    and _DIA_LO <= diastolic <= _DIA_HI and diastolic >= systolic):  # type: ignore[operator]
-                errs.append((f"vitals[{i}].diastolic", "diastolic-below-systolic",
-                             f"expected diastolic below systolic ({systolic}), found {diastolic}"))
+            if (
+                systolic is not None
+                and type(systolic) in _REAL
+                and type(diastolic) in _REAL
+                and _SYS_LO <= systolic <= _SYS_HI  # type: ignore[operator]
+                and _DIA_LO <= diastolic <= _DIA_HI
+                and diastolic >= systolic
+            ):  # type: ignore[operator]
+                errs.append(
+                    (
+                        f"vitals[{i}].diastolic",
+                        "diastolic-below-systolic",
+                        f"expected diastolic below systolic ({systolic}), found {diastolic}",
+                    )
+                )
         if lo is not None:
             taken = vital.get("taken_at")
             if type(taken) is str:
                 at = parse_instant(taken)
                 if type(at) is int and (at < lo or (hi is not None and at > hi)):
-                    errs.append((f"vitals[{i}].taken_at", "window",
-                                 "expected taken_at within the session (start - 2 h to end + 2 h), found "
-                                 + ("before" if at < lo else "after") + " it"))
+                    errs.append(
+                        (
+                            f"vitals[{i}].taken_at",
+                            "window",
+                            "expected taken_at within the session (start - 2 h to end + 2 h), found "
+                            + ("before" if at < lo else "after")
+                            + " it",
+                        )
+                    )
 
 
 def _medication(med: dict, i: int, kg: float | None, errs: Errors) -> None:
     has_dose, has_rate = "dose" in med, "rate" in med
     if has_dose == has_rate:
-        errs.append((f"medications[{i}]", "dose-or-rate", "expected exactly one of dose and rate, found "
-                     + ("both" if has_dose else "neither")))
+        errs.append(
+            (
+                f"medications[{i}]",
+                "dose-or-rate",
+                "expected exactly one of dose and rate, found " + ("both" if has_dose else "neither"),
+            )
+        )
     start, end = instant(med.get("start")), instant(med.get("end"))
     if start is not None and end is not None and end <= start:
-        errs.append((f"medications[{i}].end", "end-after-start",
-                     "expected the medication end to be after its start"))
+        errs.append(
+            (f"medications[{i}].end", "end-after-start", "expected the medication end to be after its start")
+        )
     if has_rate and "end" not in med:
-        errs.append((f"medications[{i}].end", "end-required",
-                     "a rate means an infusion, which needs its end"))
+        errs.append(
+            (f"medications[{i}].end", "end-required", "a rate means an infusion, which needs its end")
+        )
     if "wasted" in med and "witness_id" not in med:
-        errs.append((f"medications[{i}].witness_id", "witness-required",
-                     "a wasted amount needs a witness_id"))
+        errs.append(
+            (f"medications[{i}].witness_id", "witness-required", "a wasted amount needs a witness_id")
+        )
     if "total_mg" in med and has_dose != has_rate:
         _dose_total(med, i, kg, start, end, errs)
 
@@ -284,8 +318,13 @@ def _dose_total(
             how += f" x {kg:g} kg"
         if _TO_MG[unit][2]:  # type: ignore[index]
             how += f" x {(end - start) / _HOUR:.4g} h"  # type: ignore[operator]
-        errs.append((f"medications[{i}].total_mg", "dose-total",
-                     f"expected total_mg within 5% of {computed:.4g} mg ({how}), found {total:g}"))
+        errs.append(
+            (
+                f"medications[{i}].total_mg",
+                "dose-total",
+                f"expected total_mg within 5% of {computed:.4g} mg ({how}), found {total:g}",
+            )
+        )
 
 
 def _milligrams(

@@ -14,14 +14,46 @@ from integration.ingest.synthetic import batch
 from integration.ingest.validation import validate_record
 
 # Every rule name the validator may answer with; tests check nothing else ever comes out.
-RULES = frozenset({
-    "type", "required", "unknown-field", "enum", "empty", "datetime", "datetime-offset", "date", "range",
-    "diastolic-below-systolic", "npi-format", "npi-check-digit", "end-after-start", "end-required",
-    "stop-reason-required", "dose-or-rate", "unit", "dose-total", "witness-required", "drug", "code-format",
-    "coding-pair", "country", "language", "uri", "email", "no-known-allergies-conflict", "duplicate-id",
-    "answers-missing", "answers-unknown", "total-mismatch", "window", "series", "patient-mismatch",
-    "plausible-date", "id",
-})
+RULES = frozenset(
+    {
+        "type",
+        "required",
+        "unknown-field",
+        "enum",
+        "empty",
+        "datetime",
+        "datetime-offset",
+        "date",
+        "range",
+        "diastolic-below-systolic",
+        "npi-format",
+        "npi-check-digit",
+        "end-after-start",
+        "end-required",
+        "stop-reason-required",
+        "dose-or-rate",
+        "unit",
+        "dose-total",
+        "witness-required",
+        "drug",
+        "code-format",
+        "coding-pair",
+        "country",
+        "language",
+        "uri",
+        "email",
+        "no-known-allergies-conflict",
+        "duplicate-id",
+        "answers-missing",
+        "answers-unknown",
+        "total-mismatch",
+        "window",
+        "series",
+        "patient-mismatch",
+        "plausible-date",
+        "id",
+    }
+)
 
 SESSION_START = datetime.fromisoformat("2026-03-02T09:00:00-08:00")
 
@@ -44,22 +76,37 @@ def practitioner() -> dict:
 def patient() -> dict:
     rec = copy.deepcopy(_batch()["patients"][0])
     rec.pop("no_known_allergies", None)
-    rec.update({
-        "email": "ana.ashgrove@example.com",
-        "address": {"line": ["12 Alder St", "Apt 3"], "city": "Seattle", "state": "WA",
-                    "postal_code": "98101", "country": "US"},
-        "language": "es-MX",
-        "identifiers": [{"system": "urn:oid:2.16.840.1.113883.3.9999.1", "value": "H123"}],
-        "referring_practitioner_id": "prac-0003",
-        "consent": {"share_with_referrer": True, "share_with_destinations": ["referrer-ehr-north"]},
-        "allergies": [
-            {"id": "alg-1", "substance": {"text": "penicillin", "system": "rxnorm", "code": "7980"},
-             "reaction": "hives", "severity": "mild", "status": "active"},
-            {"id": "alg-2", "substance": {"text": "latex", "system": "snomed", "code": "111088007"},
-             "status": "inactive"},
-            {"id": "alg-3", "substance": {"text": "adhesive tape"}, "status": "active"},
-        ],
-    })
+    rec.update(
+        {
+            "email": "ana.ashgrove@example.com",
+            "address": {
+                "line": ["12 Alder St", "Apt 3"],
+                "city": "Seattle",
+                "state": "WA",
+                "postal_code": "98101",
+                "country": "US",
+            },
+            "language": "es-MX",
+            "identifiers": [{"system": "urn:oid:2.16.840.1.113883.3.9999.1", "value": "H123"}],
+            "referring_practitioner_id": "prac-0003",
+            "consent": {"share_with_referrer": True, "share_with_destinations": ["referrer-ehr-north"]},
+            "allergies": [
+                {
+                    "id": "alg-1",
+                    "substance": {"text": "penicillin", "system": "rxnorm", "code": "7980"},
+                    "reaction": "hives",
+                    "severity": "mild",
+                    "status": "active",
+                },
+                {
+                    "id": "alg-2",
+                    "substance": {"text": "latex", "system": "snomed", "code": "111088007"},
+                    "status": "inactive",
+                },
+                {"id": "alg-3", "substance": {"text": "adhesive tape"}, "status": "active"},
+            ],
+        }
+    )
     return _checked("patient", rec)
 
 
@@ -76,11 +123,22 @@ def assessment() -> dict:
 def ketamine(**changes: Any) -> dict:
     """0.5 mg/kg over 40 minutes at 70 kg: 35 mg."""
     start = SESSION_START + timedelta(minutes=15)
-    med = {"id": "med-1", "drug": "ketamine", "route": "iv", "dose": {"value": 0.5, "unit": "mg/kg"},
-           "start": ts(start), "end": ts(start + timedelta(minutes=40)), "status": "completed",
-           "performer_id": "prac-0002", "site": "left antecubital", "lot_number": "KT12345",
-           "expiration_date": "2027-01-31", "wasted": {"value": 15, "unit": "mg"}, "witness_id": "prac-0001",
-           "total_mg": 35.0}
+    med = {
+        "id": "med-1",
+        "drug": "ketamine",
+        "route": "iv",
+        "dose": {"value": 0.5, "unit": "mg/kg"},
+        "start": ts(start),
+        "end": ts(start + timedelta(minutes=40)),
+        "status": "completed",
+        "performer_id": "prac-0002",
+        "site": "left antecubital",
+        "lot_number": "KT12345",
+        "expiration_date": "2027-01-31",
+        "wasted": {"value": 15, "unit": "mg"},
+        "witness_id": "prac-0001",
+        "total_mg": 35.0,
+    }
     med.update(changes)
     return med
 
@@ -89,31 +147,90 @@ def session() -> dict:
     """A completed synthetic session, pinned: 70 kg, 09:00-10:40 at -08:00, ketamine 0.5 mg/kg first."""
     rec = copy.deepcopy(next(s for s in _batch()["sessions"] if s["status"] == "completed"))
     start, end = SESSION_START, SESSION_START + timedelta(minutes=100)
-    rec.update({"start": ts(start), "end": ts(end), "weight_kg": 70.0, "nurse_id": "prac-0002",
-                "series": {"number": 1, "session_number": 2, "planned_sessions": 6}})
-    rec["medications"] = [ketamine(), {
-        "id": "med-2", "drug": "ondansetron", "route": "iv", "dose": {"value": 4, "unit": "mg"},
-        "start": ts(start + timedelta(minutes=10)), "status": "completed", "performer_id": "prac-0002",
-        "reason": "nausea prophylaxis", "total_mg": 4}]
-    rec["vitals"] = [{"taken_at": ts(start + timedelta(minutes=5 + 7 * i)), "systolic": 120 + i,
-                      "diastolic": 75, "heart_rate": 70, "resp_rate": 14, "spo2": 98, "temp_c": 36.8,
-                      "etco2": 38, "pain_nrs": 2, "sedation_moaas": 5} for i in range(12)]
-    rec["assessments"] = [
-        {"id": "as-1", "instrument": "phq9", "timing": "pre", "authored": ts(start + timedelta(minutes=3)),
-         "answers": {f"q{i}": 2 for i in range(1, 10)}, "total": 18},
-        {"id": "as-2", "instrument": "gad7", "timing": "pre", "authored": ts(start + timedelta(minutes=4)),
-         "answers": {f"q{i}": 1 for i in range(1, 8)}, "total": 7, "patient_id": rec["patient_id"]},
-        {"id": "as-3", "instrument": "cadss", "timing": "post", "authored": ts(end - timedelta(minutes=5)),
-         "answers": {f"q{i}": 0 for i in range(1, 24)}, "total": 0},
+    rec.update(
+        {
+            "start": ts(start),
+            "end": ts(end),
+            "weight_kg": 70.0,
+            "nurse_id": "prac-0002",
+            "series": {"number": 1, "session_number": 2, "planned_sessions": 6},
+        }
+    )
+    rec["medications"] = [
+        ketamine(),
+        {
+            "id": "med-2",
+            "drug": "ondansetron",
+            "route": "iv",
+            "dose": {"value": 4, "unit": "mg"},
+            "start": ts(start + timedelta(minutes=10)),
+            "status": "completed",
+            "performer_id": "prac-0002",
+            "reason": "nausea prophylaxis",
+            "total_mg": 4,
+        },
     ]
-    rec["adverse_events"] = [{"id": "ae-1", "kind": "nausea", "severity": "mild",
-                              "onset": ts(start + timedelta(minutes=30)), "action": "ondansetron 4 mg",
-                              "outcome": "resolved", "description": "brief nausea"}]
+    rec["vitals"] = [
+        {
+            "taken_at": ts(start + timedelta(minutes=5 + 7 * i)),
+            "systolic": 120 + i,
+            "diastolic": 75,
+            "heart_rate": 70,
+            "resp_rate": 14,
+            "spo2": 98,
+            "temp_c": 36.8,
+            "etco2": 38,
+            "pain_nrs": 2,
+            "sedation_moaas": 5,
+        }
+        for i in range(12)
+    ]
+    rec["assessments"] = [
+        {
+            "id": "as-1",
+            "instrument": "phq9",
+            "timing": "pre",
+            "authored": ts(start + timedelta(minutes=3)),
+            "answers": {f"q{i}": 2 for i in range(1, 10)},
+            "total": 18,
+        },
+        {
+            "id": "as-2",
+            "instrument": "gad7",
+            "timing": "pre",
+            "authored": ts(start + timedelta(minutes=4)),
+            "answers": {f"q{i}": 1 for i in range(1, 8)},
+            "total": 7,
+            "patient_id": rec["patient_id"],
+        },
+        {
+            "id": "as-3",
+            "instrument": "cadss",
+            "timing": "post",
+            "authored": ts(end - timedelta(minutes=5)),
+            "answers": {f"q{i}": 0 for i in range(1, 24)},
+            "total": 0,
+        },
+    ]
+    rec["adverse_events"] = [
+        {
+            "id": "ae-1",
+            "kind": "nausea",
+            "severity": "mild",
+            "onset": ts(start + timedelta(minutes=30)),
+            "action": "ondansetron 4 mg",
+            "outcome": "resolved",
+            "description": "brief nausea",
+        }
+    ]
     return _checked("session", rec)
 
 
 BASES: dict[str, Callable[[], dict]] = {
-    "practitioner": practitioner, "patient": patient, "referral": referral, "session": session,
+    "practitioner": practitioner,
+    "patient": patient,
+    "referral": referral,
+    "session": session,
     "assessment": assessment,
 }
 
@@ -164,8 +281,12 @@ DELETE = object()
 Change = Callable[[dict], object]
 
 
-def case(kind: str, change: tuple[str, Any] | Change, *expected: tuple[str, str], name: str | None = None,
-         ) -> Any:
+def case(
+    kind: str,
+    change: tuple[str, Any] | Change,
+    *expected: tuple[str, str],
+    name: str | None = None,
+) -> Any:
     """One violation: a base record of `kind`, one change (a path and value, or a function), exact errors."""
     label = name or (f"{change[0]}={change[1]!r}"[:60] if isinstance(change, tuple) else change.__name__)
     return pytest.param(kind, change, frozenset(expected), id=f"{kind}:{label}")

@@ -66,11 +66,18 @@ def _filled(code: str, value: int) -> dict:
     return rec
 
 
-@pytest.mark.parametrize(("code", "items", "low", "high"), [
-    ("phq9", 9, 0, 3), ("gad7", 7, 0, 3), ("pcl5", 20, 0, 4), ("pain_nrs", 1, 0, 10),
-    ("bpi_severity", 4, 0, 10),
-    ("cadss", 23, 0, 4), ("madrs", 10, 0, 6),
-])
+@pytest.mark.parametrize(
+    ("code", "items", "low", "high"),
+    [
+        ("phq9", 9, 0, 3),
+        ("gad7", 7, 0, 3),
+        ("pcl5", 20, 0, 4),
+        ("pain_nrs", 1, 0, 10),
+        ("bpi_severity", 4, 0, 10),
+        ("cadss", 23, 0, 4),
+        ("madrs", 10, 0, 6),
+    ],
+)
 def test_every_instrument_of_the_contract(code: str, items: int, low: int, high: int) -> None:
     inst = INSTRUMENTS[code]
     assert (inst.items, inst.min, inst.max) == (items, low, high)
@@ -95,11 +102,17 @@ def test_the_table_is_exactly_the_contracts_instruments() -> None:
     assert raw["phq9"] == {"name": "PHQ-9", "items": 9, "min": 0, "max": 3, "scoring": "sum"}
 
 
-@pytest.mark.parametrize("table", [
-    [], {}, {"x": {"name": "X"}}, {"x": {"name": "X", "items": 0, "min": 0, "max": 3, "scoring": "sum"}},
-    {"x": {"name": "X", "items": 3, "min": 4, "max": 3, "scoring": "sum"}},
-    {"x": {"name": "X", "items": 3, "min": 0, "max": 3, "scoring": "median"}},
-])
+@pytest.mark.parametrize(
+    "table",
+    [
+        [],
+        {},
+        {"x": {"name": "X"}},
+        {"x": {"name": "X", "items": 0, "min": 0, "max": 3, "scoring": "sum"}},
+        {"x": {"name": "X", "items": 3, "min": 4, "max": 3, "scoring": "sum"}},
+        {"x": {"name": "X", "items": 3, "min": 0, "max": 3, "scoring": "median"}},
+    ],
+)
 def test_a_malformed_table_fails_loudly(table: object) -> None:
     with pytest.raises(ValueError, match=r"instruments\.json"):
         parse_instruments(table)
@@ -111,21 +124,24 @@ def _bpi(answers: list[int], total: object) -> dict:
     return rec
 
 
-@pytest.mark.parametrize(("answers", "total", "ok"), [
-    ([5, 5, 5, 6], 5.25, True),
-    ([5, 5, 5, 6], 5.2, True),  # the mean rounded to one decimal
-    ([5, 5, 5, 6], 5.3, True),
-    ([5, 5, 5, 6], 5.31, False),
-    ([5, 5, 5, 6], 5.19, False),
-    ([5, 5, 5, 6], 5, False),
-    ([5, 5, 5, 6], 21, False),  # the sum is not the BPI severity score
-    ([4, 4, 4, 4], 4, True),  # an integer mean may be sent as an integer
-    ([0, 0, 0, 1], 0.3, True),
-    ([0, 0, 0, 1], 0.2, True),
-    ([10, 10, 10, 9], 9.8, True),
-    ([10, 10, 10, 9], 9.7, True),
-    ([10, 10, 10, 9], 9.69, False),
-])
+@pytest.mark.parametrize(
+    ("answers", "total", "ok"),
+    [
+        ([5, 5, 5, 6], 5.25, True),
+        ([5, 5, 5, 6], 5.2, True),  # the mean rounded to one decimal
+        ([5, 5, 5, 6], 5.3, True),
+        ([5, 5, 5, 6], 5.31, False),
+        ([5, 5, 5, 6], 5.19, False),
+        ([5, 5, 5, 6], 5, False),
+        ([5, 5, 5, 6], 21, False),  # the sum is not the BPI severity score
+        ([4, 4, 4, 4], 4, True),  # an integer mean may be sent as an integer
+        ([0, 0, 0, 1], 0.3, True),
+        ([0, 0, 0, 1], 0.2, True),
+        ([10, 10, 10, 9], 9.8, True),
+        ([10, 10, 10, 9], 9.7, True),
+        ([10, 10, 10, 9], 9.69, False),
+    ],
+)
 def test_bpi_severity_total_is_the_mean_within_005(answers: list[int], total: float, ok: bool) -> None:
     found = problems(A, _bpi(answers, total))
     assert found == (set() if ok else {("total", "total-mismatch")})

@@ -6,27 +6,67 @@ from tests.ingest.validation import test_assessment, test_patient, test_practiti
 from tests.ingest.validation.records import RULES
 
 ALL_CASES = [
-    *test_session.CASES, *test_patient.CASES, *test_practitioner_referral.CASES, *test_assessment.CASES,
+    *test_session.CASES,
+    *test_patient.CASES,
+    *test_practitioner_referral.CASES,
+    *test_assessment.CASES,
 ]
 
 # Rules any record kind can break, and the rules that belong to one kind's fields.
 COMMON = {"type", "required", "unknown-field", "id"}
 BY_KIND = {
     "practitioner": COMMON | {"enum", "empty", "email", "npi-format", "npi-check-digit"},
-    "patient": COMMON | {
-        "enum", "empty", "date", "plausible-date", "email", "country", "language", "uri", "coding-pair",
-        "code-format", "no-known-allergies-conflict", "duplicate-id",
+    "patient": COMMON
+    | {
+        "enum",
+        "empty",
+        "date",
+        "plausible-date",
+        "email",
+        "country",
+        "language",
+        "uri",
+        "coding-pair",
+        "code-format",
+        "no-known-allergies-conflict",
+        "duplicate-id",
     },
     "referral": COMMON | {"enum", "empty", "datetime", "datetime-offset", "code-format"},
-    "assessment": COMMON | {
-        "enum", "datetime", "datetime-offset", "range", "answers-missing", "answers-unknown",
+    "assessment": COMMON
+    | {
+        "enum",
+        "datetime",
+        "datetime-offset",
+        "range",
+        "answers-missing",
+        "answers-unknown",
         "total-mismatch",
     },
-    "session": COMMON | {
-        "enum", "empty", "datetime", "datetime-offset", "date", "range", "diastolic-below-systolic",
-        "end-after-start", "end-required", "stop-reason-required", "dose-or-rate", "unit", "dose-total",
-        "witness-required", "drug", "code-format", "duplicate-id", "answers-missing", "answers-unknown",
-        "total-mismatch", "window", "series", "patient-mismatch",
+    "session": COMMON
+    | {
+        "enum",
+        "empty",
+        "datetime",
+        "datetime-offset",
+        "date",
+        "range",
+        "diastolic-below-systolic",
+        "end-after-start",
+        "end-required",
+        "stop-reason-required",
+        "dose-or-rate",
+        "unit",
+        "dose-total",
+        "witness-required",
+        "drug",
+        "code-format",
+        "duplicate-id",
+        "answers-missing",
+        "answers-unknown",
+        "total-mismatch",
+        "window",
+        "series",
+        "patient-mismatch",
     },
 }
 

@@ -32,42 +32,58 @@ def _verdict(med: dict, weight: float = 70.0) -> bool:
 
 
 # 0.5 mg/kg x 70 kg = 35 mg; 4.9% and 5.1% either side of it.
-@pytest.mark.parametrize(("total", "ok"), [
-    (35, True), (35.0 * 1.049, True), (35.0 * 0.951, True), (36.75, True), (33.25, True),
-    (35.0 * 1.051, False), (35.0 * 0.949, False), (40, False), (0, False),
-])
+@pytest.mark.parametrize(
+    ("total", "ok"),
+    [
+        (35, True),
+        (35.0 * 1.049, True),
+        (35.0 * 0.951, True),
+        (36.75, True),
+        (33.25, True),
+        (35.0 * 1.051, False),
+        (35.0 * 0.949, False),
+        (40, False),
+        (0, False),
+    ],
+)
 def test_weight_based_dose(total: float, ok: bool) -> None:
     assert _verdict(ketamine(total_mg=total)) is ok
 
 
-@pytest.mark.parametrize(("value", "unit", "total", "ok"), [
-    (500, "mcg/kg", 35, True),  # 500 mcg/kg x 70 kg = 35 mg
-    (500, "mcg/kg", 36.785, False),  # +5.1%
-    (35, "mg", 36.715, True),  # +4.9%
-    (35, "mg", 33.215, False),  # -5.1%
-    (35000, "mcg", 35, True),
-    (35000, "mcg", 37, False),
-    (0.035, "g", 35, True),
-    (0.035, "g", 0.035, False),  # grams are not milligrams
-    (3.5, "mL", 35, True),  # no concentration: cannot be checked, accepted
-    (3.5, "mL", 99999, True),
-])
+@pytest.mark.parametrize(
+    ("value", "unit", "total", "ok"),
+    [
+        (500, "mcg/kg", 35, True),  # 500 mcg/kg x 70 kg = 35 mg
+        (500, "mcg/kg", 36.785, False),  # +5.1%
+        (35, "mg", 36.715, True),  # +4.9%
+        (35, "mg", 33.215, False),  # -5.1%
+        (35000, "mcg", 35, True),
+        (35000, "mcg", 37, False),
+        (0.035, "g", 35, True),
+        (0.035, "g", 0.035, False),  # grams are not milligrams
+        (3.5, "mL", 35, True),  # no concentration: cannot be checked, accepted
+        (3.5, "mL", 99999, True),
+    ],
+)
 def test_fixed_doses_convert_to_mg(value: float, unit: str, total: float, ok: bool) -> None:
     assert _verdict(ketamine(dose={"value": value, "unit": unit}, total_mg=total)) is ok
 
 
-@pytest.mark.parametrize(("value", "unit", "minutes", "total", "ok"), [
-    (0.75, "mg/kg/h", 40, 35, True),  # 0.75 mg/kg/h x 70 kg x 2/3 h = 35 mg
-    (0.75, "mg/kg/h", 40, 35 * 1.049, True),
-    (0.75, "mg/kg/h", 40, 35 * 1.051, False),
-    (0.75, "mg/kg/h", 60, 35, False),  # one hour is 52.5 mg
-    (750, "mcg/kg/h", 40, 35, True),
-    (750, "mcg/kg/h", 40, 35 * 0.949, False),
-    (52.5, "mg/h", 40, 35, True),
-    (52.5, "mg/h", 40, 35 * 0.951, True),
-    (52.5, "mg/h", 40, 52.5, False),
-    (30, "mL/h", 40, 12345, True),  # cannot be checked, accepted
-])
+@pytest.mark.parametrize(
+    ("value", "unit", "minutes", "total", "ok"),
+    [
+        (0.75, "mg/kg/h", 40, 35, True),  # 0.75 mg/kg/h x 70 kg x 2/3 h = 35 mg
+        (0.75, "mg/kg/h", 40, 35 * 1.049, True),
+        (0.75, "mg/kg/h", 40, 35 * 1.051, False),
+        (0.75, "mg/kg/h", 60, 35, False),  # one hour is 52.5 mg
+        (750, "mcg/kg/h", 40, 35, True),
+        (750, "mcg/kg/h", 40, 35 * 0.949, False),
+        (52.5, "mg/h", 40, 35, True),
+        (52.5, "mg/h", 40, 35 * 0.951, True),
+        (52.5, "mg/h", 40, 52.5, False),
+        (30, "mL/h", 40, 12345, True),  # cannot be checked, accepted
+    ],
+)
 def test_rates_times_infusion_hours(value: float, unit: str, minutes: float, total: float, ok: bool) -> None:
     assert _verdict(_rate(value, unit, minutes, total)) is ok
 

@@ -80,8 +80,13 @@ def plain(kind: str, record: object) -> list[RecordError]:
 # --- valid records to mutate --------------------------------------------------------------------------------
 def _pools() -> dict[str, list[dict]]:
     data = batch(99, 6, 4)
-    keys = {"practitioner": "practitioners", "patient": "patients", "referral": "referrals",
-            "session": "sessions", "assessment": "assessments"}
+    keys = {
+        "practitioner": "practitioners",
+        "patient": "patients",
+        "referral": "referrals",
+        "session": "sessions",
+        "assessment": "assessments",
+    }
     return {kind: [BASES[kind](), *data[key][:8]] for kind, key in keys.items()}
 
 
@@ -158,8 +163,13 @@ def test_quick_session_rules_agree_with_the_full_ones(case: tuple[str, dict]) ->
 def test_valid_records_take_the_quick_path() -> None:
     """Not correctness but the point of it all: realistic valid records never fall back to the walk."""
     records = batch(2026, 30, 6)
-    for key, kind in (("practitioners", "practitioner"), ("patients", "patient"), ("referrals", "referral"),
-                      ("sessions", "session"), ("assessments", "assessment")):
+    for key, kind in (
+        ("practitioners", "practitioner"),
+        ("patients", "patient"),
+        ("referrals", "referral"),
+        ("sessions", "session"),
+        ("assessments", "assessment"),
+    ):
         _, check, _, quick = _SPECS[kind]
         for record in records[key]:
             passed = check(record)
@@ -189,7 +199,9 @@ def test_a_mean_total_beyond_doubles_is_its_range_error_not_a_crash() -> None:
     record["instrument"] = "phq9"  # a sum: compared as integers, as it always was
     record["answers"] = {f"q{i}": 1 for i in range(1, 10)}
     assert [(e.path, e.rule) for e in validate_record("assessment", record)] == [
-        ("total", "range"), ("total", "total-mismatch")]
+        ("total", "range"),
+        ("total", "total-mismatch"),
+    ]
 
 
 def test_printable_whitespace_is_only_the_space() -> None:
@@ -225,8 +237,9 @@ def record_corpus(validate: Any = validate_record, count: int = 2000) -> None:
     """Write the corpus with the answers of `validate`: run it only with a validator you trust."""
     bases = json.loads(json.dumps({kind: pool[:3] for kind, pool in POOLS.items()}))  # as read back
     digests = [digest(validate(kind, record)) for kind, record in corpus_cases(bases, count)]
-    CORPUS.write_text(json.dumps({"bases": bases, "digests": digests}, separators=(",", ":")) + "\n",
-                      encoding="utf-8")
+    CORPUS.write_text(
+        json.dumps({"bases": bases, "digests": digests}, separators=(",", ":")) + "\n", encoding="utf-8"
+    )
 
 
 if __name__ == "__main__":  # python -m tests.ingest.validation.test_equivalence --record

@@ -47,14 +47,22 @@ def _many_errors(kind: str) -> tuple[dict, set[tuple[str, str]]]:
         rec.update(birth_date="1850-01-01", sex=None, no_known_allergies=True, email="x")
         rec["address"]["country"] = "ZZ"
         del rec["family"]
-        expected |= {("birth_date", "plausible-date"), ("sex", "type"), ("no_known_allergies",
-                     "no-known-allergies-conflict"), ("email", "email"), ("address.country", "country"),
-                     ("family", "required")}
+        expected |= {
+            ("birth_date", "plausible-date"),
+            ("sex", "type"),
+            ("no_known_allergies", "no-known-allergies-conflict"),
+            ("email", "email"),
+            ("address.country", "country"),
+            ("family", "required"),
+        }
     elif kind == "referral":
         rec.update(authored="2026-01-01T10:00", reason={"system": "icd10cm", "code": "XYZ"})
         del rec["practitioner_id"]
-        expected |= {("authored", "datetime-offset"), ("reason.code", "code-format"),
-                     ("practitioner_id", "required")}
+        expected |= {
+            ("authored", "datetime-offset"),
+            ("reason.code", "code-format"),
+            ("practitioner_id", "required"),
+        }
     elif kind == "session":
         rec["status"] = "stopped"
         rec["vitals"][3]["diastolic"] = 300
@@ -64,19 +72,28 @@ def _many_errors(kind: str) -> tuple[dict, set[tuple[str, str]]]:
         rec["assessments"][1]["answers"]["q2"] = 7
         rec["assessments"][2]["patient_id"] = "someone-else"
         rec["adverse_events"][0]["onset"] = "2026-03-02T09:30"
-        expected |= {("stop_reason", "stop-reason-required"), ("vitals[3].diastolic", "range"),
-                     ("vitals[3].spo2", "range"), ("medications[0].total_mg", "dose-total"),
-                     ("medications[1]", "dose-or-rate"), ("medications[1].end", "end-required"),
-                     ("assessments[1].answers.q2", "range"),
-                     ("assessments[2].patient_id", "patient-mismatch"),
-                     ("adverse_events[0].onset", "datetime-offset")}
+        expected |= {
+            ("stop_reason", "stop-reason-required"),
+            ("vitals[3].diastolic", "range"),
+            ("vitals[3].spo2", "range"),
+            ("medications[0].total_mg", "dose-total"),
+            ("medications[1]", "dose-or-rate"),
+            ("medications[1].end", "end-required"),
+            ("assessments[1].answers.q2", "range"),
+            ("assessments[2].patient_id", "patient-mismatch"),
+            ("adverse_events[0].onset", "datetime-offset"),
+        }
     else:
         rec["answers"]["q1"] = 9
         rec["answers"]["q11"] = 0
         del rec["answers"]["q2"]
         rec["timing"] = "soon"
-        expected |= {("answers.q1", "range"), ("answers.q11", "answers-unknown"),
-                     ("answers.q2", "answers-missing"), ("timing", "enum")}
+        expected |= {
+            ("answers.q1", "range"),
+            ("answers.q11", "answers-unknown"),
+            ("answers.q2", "answers-missing"),
+            ("timing", "enum"),
+        }
     return rec, expected
 
 
@@ -94,8 +111,13 @@ def test_errors_name_the_record_and_serialise() -> None:
     rec["vitals"][3]["diastolic"] = 250
     [error] = validate_record("session", rec)
     assert isinstance(error, RecordError)
-    assert error.as_dict() == {"kind": "session", "id": rec["id"], "path": "vitals[3].diastolic",
-                               "rule": "range", "message": "expected between 20 and 200, found 250"}
+    assert error.as_dict() == {
+        "kind": "session",
+        "id": rec["id"],
+        "path": "vitals[3].diastolic",
+        "rule": "range",
+        "message": "expected between 20 and 200, found 250",
+    }
 
 
 @pytest.mark.parametrize("rid", [None, 7, ["a"], {"a": 1}])
@@ -145,8 +167,11 @@ def test_control_characters_and_surrogates_are_escaped_in_messages_and_paths() -
 
 
 def test_unknown_kind_is_the_callers_mistake() -> None:
-    for call in (lambda: validate_record("sessions", {}), lambda: references("sessions", {}),
-                 lambda: patient_of("sessions", {})):
+    for call in (
+        lambda: validate_record("sessions", {}),
+        lambda: references("sessions", {}),
+        lambda: patient_of("sessions", {}),
+    ):
         with pytest.raises(ValueError, match="unknown record kind"):
             call()
 
@@ -158,8 +183,10 @@ def test_references_of_each_kind() -> None:
     del p["referring_practitioner_id"]
     assert references("patient", p) == []
     r = BASES["referral"]()
-    assert references("referral", r) == [Reference("patient_id", "patient", r["patient_id"]),
-                                         Reference("practitioner_id", "practitioner", r["practitioner_id"])]
+    assert references("referral", r) == [
+        Reference("patient_id", "patient", r["patient_id"]),
+        Reference("practitioner_id", "practitioner", r["practitioner_id"]),
+    ]
     a = BASES["assessment"]()
     assert references("assessment", a) == [Reference("patient_id", "patient", a["patient_id"])]
     s = session()
@@ -183,9 +210,14 @@ def test_patient_of_each_kind() -> None:
 
 
 @pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize("record", [
-    {}, {"id": 1, "patient_id": 2, "medications": "x"}, {"medications": [1, None]},
-])
+@pytest.mark.parametrize(
+    "record",
+    [
+        {},
+        {"id": 1, "patient_id": 2, "medications": "x"},
+        {"medications": [1, None]},
+    ],
+)
 def test_references_and_patient_of_tolerate_invalid_records(kind: str, record: dict) -> None:
     assert references(kind, record) == []
     assert patient_of(kind, record) is None

@@ -102,14 +102,25 @@ def test_violation_is_reported_exactly(kind: str, change: object, expected: froz
     assert problems(kind, apply(kind, change)) == expected
 
 
-@pytest.mark.parametrize(("path", "value"), [
-    ("birth_date", "1900-01-01"), ("birth_date", "2000-02-29"), ("language", "zh-Hant-TW"),
-    ("language", "en"),
-    ("address.country", "MX"), ("address", {}), ("no_known_allergies", False), ("allergies", []),
-    ("identifiers[0].system", "https://hospital.example.org/mrn"), ("consent", {}),
-    ("consent.share_with_destinations", []), ("phone", ""), ("email", "a.b+c@sub.example.co.uk"),
-    ("allergies[1].substance", {"text": "peanut", "system": "snomed", "code": "256349002"}),
-])
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        ("birth_date", "1900-01-01"),
+        ("birth_date", "2000-02-29"),
+        ("language", "zh-Hant-TW"),
+        ("language", "en"),
+        ("address.country", "MX"),
+        ("address", {}),
+        ("no_known_allergies", False),
+        ("allergies", []),
+        ("identifiers[0].system", "https://hospital.example.org/mrn"),
+        ("consent", {}),
+        ("consent.share_with_destinations", []),
+        ("phone", ""),
+        ("email", "a.b+c@sub.example.co.uk"),
+        ("allergies[1].substance", {"text": "peanut", "system": "snomed", "code": "256349002"}),
+    ],
+)
 def test_valid_variants_are_accepted(path: str, value: object) -> None:
     assert problems(P, apply(P, (path, value))) == set()
 

@@ -60,11 +60,19 @@ def test_violation_is_reported_exactly(kind: str, change: object, expected: froz
     assert problems(kind, apply(kind, change)) == expected
 
 
-@pytest.mark.parametrize(("kind", "path", "value"), [
-    (PR, "npi", "1234567893"), (PR, "npi", DELETE), (PR, "role", "other"), (PR, "given", ["Hana", "M."]),
-    (RF, "reason", {"system": "icd10cm", "code": "G90.50"}),
-    (RF, "reason", {"system": "snomed", "code": "73595000"}),
-    (RF, "authored", "2025-12-07T21:19:00Z"), (RF, "reason.display", DELETE), (RF, "note", "x" * 3000),
-])
+@pytest.mark.parametrize(
+    ("kind", "path", "value"),
+    [
+        (PR, "npi", "1234567893"),
+        (PR, "npi", DELETE),
+        (PR, "role", "other"),
+        (PR, "given", ["Hana", "M."]),
+        (RF, "reason", {"system": "icd10cm", "code": "G90.50"}),
+        (RF, "reason", {"system": "snomed", "code": "73595000"}),
+        (RF, "authored", "2025-12-07T21:19:00Z"),
+        (RF, "reason.display", DELETE),
+        (RF, "note", "x" * 3000),
+    ],
+)
 def test_valid_variants_are_accepted(kind: str, path: str, value: object) -> None:
     assert problems(kind, apply(kind, (path, value))) == set()

@@ -14,29 +14,109 @@ from tests.ingest.validation.records import BASES, RULES
 
 # Strings that reach deep into the rules: valid-looking values of every format, and troublemakers.
 TRICKY = [
-    "", " ", "\x00", "\ud800", "x" * 300, "\u0663", "\uff11", "2026-03-02T09:15:00-08:00",
+    "",
+    " ",
+    "\x00",
+    "\ud800",
+    "x" * 300,
+    "\u0663",
+    "\uff11",
+    "2026-03-02T09:15:00-08:00",
     "2026-03-02T09:15:00",
-    "2026-03-02T23:59:59.999999999Z", "2026-02-30T10:00Z", "9999-12-31T23:59+23:59", "0001-01-01T00:00-23:59",
-    "2026-03-02", "1899-12-31", "F33.2", "35489007", "1234567893", "q1", "q0", "q99", "ketamine",
+    "2026-03-02T23:59:59.999999999Z",
+    "2026-02-30T10:00Z",
+    "9999-12-31T23:59+23:59",
+    "0001-01-01T00:00-23:59",
+    "2026-03-02",
+    "1899-12-31",
+    "F33.2",
+    "35489007",
+    "1234567893",
+    "q1",
+    "q0",
+    "q99",
+    "ketamine",
     "rxnorm:6130",
-    "mg/kg", "mg/kg/h", "mcg/kg/h", "mL", "mL/h", "g", "completed", "stopped", "planned", "snomed", "icd10cm",
-    "rxnorm", "phq9", "bpi_severity", "cadss", "pre", "US", "en-US", "urn:x", "a@b.org", "MRN1",
+    "mg/kg",
+    "mg/kg/h",
+    "mcg/kg/h",
+    "mL",
+    "mL/h",
+    "g",
+    "completed",
+    "stopped",
+    "planned",
+    "snomed",
+    "icd10cm",
+    "rxnorm",
+    "phq9",
+    "bpi_severity",
+    "cadss",
+    "pre",
+    "US",
+    "en-US",
+    "urn:x",
+    "a@b.org",
+    "MRN1",
 ]
 FIELDS = [
-    "id", "patient_id", "status", "start", "end", "weight_kg", "dose", "rate", "value", "unit", "total_mg",
-    "wasted", "witness_id", "answers", "instrument", "total", "taken_at", "systolic", "diastolic", "series",
-    "session_number", "planned_sessions", "number", "allergies", "no_known_allergies", "substance", "system",
-    "code", "indication", "reason", "vitals", "medications", "assessments", "adverse_events", "birth_date",
-    "npi", "q1", "q3", "stop_reason", "address", "country",
+    "id",
+    "patient_id",
+    "status",
+    "start",
+    "end",
+    "weight_kg",
+    "dose",
+    "rate",
+    "value",
+    "unit",
+    "total_mg",
+    "wasted",
+    "witness_id",
+    "answers",
+    "instrument",
+    "total",
+    "taken_at",
+    "systolic",
+    "diastolic",
+    "series",
+    "session_number",
+    "planned_sessions",
+    "number",
+    "allergies",
+    "no_known_allergies",
+    "substance",
+    "system",
+    "code",
+    "indication",
+    "reason",
+    "vitals",
+    "medications",
+    "assessments",
+    "adverse_events",
+    "birth_date",
+    "npi",
+    "q1",
+    "q3",
+    "stop_reason",
+    "address",
+    "country",
 ]
 scalars = (
-    st.none() | st.booleans() | st.integers() | st.integers(min_value=10**300, max_value=10**400)
-    | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=20) | st.sampled_from(TRICKY)
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.integers(min_value=10**300, max_value=10**400)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=20)
+    | st.sampled_from(TRICKY)
 )
 json_values = st.recursive(
     scalars,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.sampled_from(FIELDS) | st.text(max_size=6),
-                                                                inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(st.sampled_from(FIELDS) | st.text(max_size=6), inner, max_size=4)
+    ),
     max_leaves=10,
 )
 
@@ -109,11 +189,19 @@ def test_objects_of_known_fields_with_any_values_never_raise(kind: str, record: 
 
 
 @settings(max_examples=15, deadline=None)
-@given(st.integers(min_value=0, max_value=2**32), st.integers(min_value=1, max_value=3),
-       st.integers(min_value=1, max_value=8))
+@given(
+    st.integers(min_value=0, max_value=2**32),
+    st.integers(min_value=1, max_value=3),
+    st.integers(min_value=1, max_value=8),
+)
 def test_synthetic_batches_are_valid_by_construction(seed: int, n_patients: int, sessions: int) -> None:
     records = batch(seed, n_patients, sessions)
-    for key, kind in (("practitioners", "practitioner"), ("patients", "patient"), ("referrals", "referral"),
-                      ("sessions", "session"), ("assessments", "assessment")):
+    for key, kind in (
+        ("practitioners", "practitioner"),
+        ("patients", "patient"),
+        ("referrals", "referral"),
+        ("sessions", "session"),
+        ("assessments", "assessment"),
+    ):
         for rec in records[key]:
             assert validate_record(kind, rec) == [], (seed, rec["id"])

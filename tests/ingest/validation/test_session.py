@@ -231,17 +231,27 @@ def test_violation_is_reported_exactly(kind: str, change: object, expected: froz
 
 
 ACCEPTED = [
-    ("weight_kg", 70), ("vitals[0].systolic", 300.0), ("vitals[0].spo2", 100), ("vitals[0].spo2", 50),
-    ("vitals[0].temp_c", 45), ("vitals[0].pain_nrs", 0), ("vitals[0].sedation_moaas", 0),
-    ("start", "2026-03-02T17:00:00Z"), ("start", "2026-03-02T09:00-08:00"),
+    ("weight_kg", 70),
+    ("vitals[0].systolic", 300.0),
+    ("vitals[0].spo2", 100),
+    ("vitals[0].spo2", 50),
+    ("vitals[0].temp_c", 45),
+    ("vitals[0].pain_nrs", 0),
+    ("vitals[0].sedation_moaas", 0),
+    ("start", "2026-03-02T17:00:00Z"),
+    ("start", "2026-03-02T09:00-08:00"),
     ("start", "2026-03-02T09:00:00.5-08:00"),
-    ("medications[0].drug", "rxnorm:6130"), ("medications[0].drug", "esketamine"),
+    ("medications[0].drug", "rxnorm:6130"),
+    ("medications[0].drug", "esketamine"),
     ("indication", {"system": "icd10cm", "code": "F32.A"}),
     ("indication", {"system": "snomed", "code": "73595000", "display": "Stress"}),
     ("assessments[1].patient_id", None),  # replaced below: equal patient ids are accepted
     ("medications[0].wasted.value", 0),
     ("series", {"number": 2, "session_number": 1}),
-    ("status", "in-progress"), ("status", "cancelled"), ("location", ""), ("note", "x" * 5000),
+    ("status", "in-progress"),
+    ("status", "cancelled"),
+    ("location", ""),
+    ("note", "x" * 5000),
 ]
 
 
@@ -276,15 +286,18 @@ def _session_with_vital_at(moment: str, *, end: bool = True) -> dict:
     return rec
 
 
-@pytest.mark.parametrize(("moment", "ok"), [
-    (ts(START - timedelta(hours=2)), True),
-    (ts(START - timedelta(hours=2, seconds=1)), False),
-    ("2026-03-02T06:59:59.999999-08:00", False),
-    ("2026-03-02T15:00:00Z", True),  # START - 2 h, written in UTC
-    (ts(END + timedelta(hours=2)), True),
-    ("2026-03-02T12:40:00.000001-08:00", False),
-    (ts(END + timedelta(hours=2, seconds=1)), False),
-])
+@pytest.mark.parametrize(
+    ("moment", "ok"),
+    [
+        (ts(START - timedelta(hours=2)), True),
+        (ts(START - timedelta(hours=2, seconds=1)), False),
+        ("2026-03-02T06:59:59.999999-08:00", False),
+        ("2026-03-02T15:00:00Z", True),  # START - 2 h, written in UTC
+        (ts(END + timedelta(hours=2)), True),
+        ("2026-03-02T12:40:00.000001-08:00", False),
+        (ts(END + timedelta(hours=2, seconds=1)), False),
+    ],
+)
 def test_window_has_two_hours_of_slack_inclusive(moment: str, ok: bool) -> None:
     assert (problems(S, _session_with_vital_at(moment)) == set()) is ok
 
@@ -305,7 +318,9 @@ def test_rules_skip_fields_that_are_themselves_broken() -> None:
     rec["assessments"][0]["answers"]["q1"] = 9  # no total-mismatch when an answer is out of range
     rec["assessments"][0]["total"] = 3
     assert problems(S, rec) == {
-        ("start", "datetime-offset"), ("end", "datetime"), ("vitals[0].systolic", "type"),
+        ("start", "datetime-offset"),
+        ("end", "datetime"),
+        ("vitals[0].systolic", "type"),
         ("weight_kg", "type"),
         ("assessments[0].answers.q1", "range"),
     }

@@ -13,8 +13,13 @@ from integration.ingest import synthetic
 from integration.ingest.synthetic import batch
 from integration.ingest.validation import formats, references, validate_record
 
-KINDS_BY_KEY = {"practitioners": "practitioner", "patients": "patient", "referrals": "referral",
-                "sessions": "session", "assessments": "assessment"}
+KINDS_BY_KEY = {
+    "practitioners": "practitioner",
+    "patients": "patient",
+    "referrals": "referral",
+    "sessions": "session",
+    "assessments": "assessment",
+}
 
 
 @pytest.mark.parametrize("seed", [0, 1, 7, 42, 2026])
@@ -62,7 +67,7 @@ def test_sessions_look_like_ketamine_infusions() -> None:
             assert minutes < 40 and s["stop_reason"]
         assert abs(keta["total_mg"] - keta["dose"]["value"] * s["weight_kg"]) < 0.06
         for pair in zip(s["vitals"], s["vitals"][1:], strict=False):
-            gap = (datetime.fromisoformat(pair[1]["taken_at"]) - datetime.fromisoformat(pair[0]["taken_at"]))
+            gap = datetime.fromisoformat(pair[1]["taken_at"]) - datetime.fromisoformat(pair[0]["taken_at"])
             assert 5 <= gap.total_seconds() / 60 <= 10
         assert s["start"][-6:] in ("-08:00", "-07:00")
     statuses = {s["status"] for s in batch(11, 60, 4)["sessions"]}
@@ -79,7 +84,8 @@ def test_series_are_numbered() -> None:
         by_patient.setdefault(s["patient_id"], []).append(s)
     for runs in by_patient.values():
         assert [(s["series"]["number"], s["series"]["session_number"]) for s in runs] == [
-            (k // 6 + 1, k % 6 + 1) for k in range(8)]
+            (k // 6 + 1, k % 6 + 1) for k in range(8)
+        ]
         starts = [datetime.fromisoformat(s["start"]) for s in runs]
         assert starts == sorted(starts)
 
