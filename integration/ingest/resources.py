@@ -115,6 +115,7 @@ def write_resources(repo: ResourceRepository, produced: Sequence[Produced], now:
     Raises ProducerConflict, before writing anything, when a record would take over a resource
     another record produces (say a medication id reused in a second session).
     """
+    repo.refresh_statistics()
     _check_ownership(repo, produced)
     latest: dict[tuple[str, str], MappedResource] = {}
     for p in produced:
