@@ -130,7 +130,7 @@ def test_no_bands_where_reference_gives_none() -> None:
         lambda t: t.adverse_event("rash"),
         lambda t: t.status("session_encounter", "paused"),
         lambda t: t.condition_system("icd9"),
-        lambda t: t.fhir("participation_type", "XXX"),
+        lambda t: t.fhir("participation_type", "NOT-A-CODE"),
         lambda t: t.local("assessment_timing", "later"),
     ],
 )
