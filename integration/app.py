@@ -15,6 +15,7 @@ from flask import Flask, Response, g, request
 
 from integration import audit, http_errors, logs
 from integration.auth.smart import bp as smart_bp
+from integration.fhir_api.routes import bp as fhir_bp
 from integration.health import bp as health_bp
 from integration.ingest.api import bp as intake_bp
 from integration.ingest.resources import mapping_context
@@ -44,6 +45,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(health_bp)
     app.register_blueprint(intake_bp)
     app.register_blueprint(smart_bp)
+    app.register_blueprint(fhir_bp)
 
     from integration import cli
 

@@ -47,6 +47,7 @@ class StoredResource:
     last_updated: datetime
     deleted: bool
     content: str | None
+    patient_id: str | None
 
 
 class ResourceRepository:
@@ -188,9 +189,9 @@ class ResourceRepository:
         """The current version (or a given one) of one resource, deleted or not."""
         table = fhir_resource if version_id is None else fhir_resource_version
         t = table.c
-        query = select(t.resource_type, t.id, t.version_id, t.last_updated, t.deleted, t.content).where(
-            t.resource_type == resource_type, t.id == resource_id
-        )
+        query = select(
+            t.resource_type, t.id, t.version_id, t.last_updated, t.deleted, t.content, t.patient_id
+        ).where(t.resource_type == resource_type, t.id == resource_id)
         if version_id is not None:
             query = query.where(t.version_id == version_id)
         row = self._conn.execute(query).first()
@@ -199,7 +200,7 @@ class ResourceRepository:
     def history(self, resource_type: str, resource_id: str) -> list[StoredResource]:
         t = fhir_resource_version.c
         rows = self._conn.execute(
-            select(t.resource_type, t.id, t.version_id, t.last_updated, t.deleted, t.content)
+            select(t.resource_type, t.id, t.version_id, t.last_updated, t.deleted, t.content, t.patient_id)
             .where(t.resource_type == resource_type, t.id == resource_id)
             .order_by(t.version_id)
         )

@@ -1,0 +1,158 @@
+"""The FHIR REST surface as a table of thin handlers: metadata, read, vread, instance history.
+
+Every PHI read needs a SMART access token whose scopes cover the interaction, and is audited.
+Bodies are the stored bytes. Clients restricted to a Group are refused every patient's data
+until Group membership exists (fail closed), answered as "absent", the same as a missing id.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from email.utils import format_datetime, parsedate_to_datetime
+from importlib.metadata import version
+
+import orjson
+from flask import Blueprint, Response, current_app, request
+
+from integration.audit import audit
+from integration.auth.smart import require_scope, token_url
+from integration.auth.smart_clients import Grant
+from integration.fhir_api.capability import SERVED_TYPES, capability_statement
+from integration.fhir_api.outcomes import FHIR_JSON, operation_outcome
+from integration.http_errors import ApiError
+from integration.store.resources import ResourceRepository, StoredResource
+
+bp = Blueprint("fhir", __name__, url_prefix="/fhir")
+_JSON_FORMATS = {"json", "application/json", "application/fhir+json"}
+_PUBLISHED = datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class FhirError(ApiError):
+    """A FHIR request that cannot be answered as asked (unknown type, id, format)."""
+
+
+@bp.errorhandler(ApiError)
+def _outcome(exc: ApiError) -> Response:
+    return operation_outcome(exc.status, exc.message, exc.headers)
+
+
+@bp.before_request
+def _negotiate() -> None:
+    """JSON only for now: asking for XML (or anything else) is 406, never a silent JSON answer."""
+    wanted = request.args.get("_format")
+    if wanted is not None:
+        if wanted not in _JSON_FORMATS:
+            raise FhirError(406, "not-acceptable", f"_format {wanted[:40]!r} is not served; use json")
+        return
+    accept = request.accept_mimetypes
+    if accept and not any(accept[m] for m in ("application/fhir+json", "application/json")):
+        raise FhirError(406, "not-acceptable", "this server answers application/fhir+json")
+
+
+@bp.get("/metadata")
+def metadata() -> Response:
+    settings = current_app.config["HORIZON_SETTINGS"]
+    statement = capability_statement(token_url(settings), version("horizon-integration"), _PUBLISHED)
+    return Response(orjson.dumps(statement), content_type=FHIR_JSON)
+
+
+@bp.get("/<resource_type>/<resource_id>")
+def read(resource_type: str, resource_id: str) -> Response:
+    return _one(resource_type, resource_id, None)
+
+
+@bp.get("/<resource_type>/<resource_id>/_history/<version_id>")
+def vread(resource_type: str, resource_id: str, version_id: str) -> Response:
+    if not version_id.isdigit():
+        raise FhirError(404, "not-found", "no such version")
+    return _one(resource_type, resource_id, int(version_id))
+
+
+@bp.get("/<resource_type>/<resource_id>/_history")
+def history(resource_type: str, resource_id: str) -> Response:
+    grant = _granted(resource_type, "history-instance")
+    entry = audit("fhir.history", entity=f"{resource_type}/{resource_id}")
+    with current_app.extensions["horizon.db"].reader() as conn:
+        versions = ResourceRepository(conn).history(resource_type, resource_id)
+    if not versions or not _visible(grant, versions[-1].patient_id):
+        raise FhirError(404, "not-found", f"{resource_type}/{resource_id} is not known")
+    entry.patient_id = versions[-1].patient_id
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "history",
+        "total": len(versions),
+        "entry": [_history_entry(v) for v in reversed(versions)],
+    }
+    return Response(orjson.dumps(bundle), content_type=FHIR_JSON)
+
+
+@bp.route("/<path:_rest>", methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
+def unsupported(_rest: str) -> Response:
+    raise FhirError(404, "not-supported", "this interaction is not implemented (see /fhir/metadata)")
+
+
+def _granted(resource_type: str, interaction: str) -> Grant:
+    if resource_type not in SERVED_TYPES:
+        raise FhirError(404, "not-supported", f"resource type {resource_type[:40]!r} is not served here")
+    return require_scope(resource_type, interaction)
+
+
+def _visible(grant: Grant, patient_id: str | None) -> bool:
+    return patient_id is None or grant.group_id is None
+
+
+def _one(resource_type: str, resource_id: str, version_id: int | None) -> Response:
+    grant = _granted(resource_type, "read" if version_id is None else "vread")
+    entry = audit(
+        "fhir.read" if version_id is None else "fhir.vread", entity=f"{resource_type}/{resource_id}"
+    )
+    with current_app.extensions["horizon.db"].reader() as conn:
+        stored = ResourceRepository(conn).read(resource_type, resource_id, version_id)
+    if stored is None or not _visible(grant, stored.patient_id):
+        raise FhirError(404, "not-found", f"{resource_type}/{resource_id} is not known")
+    entry.patient_id = stored.patient_id
+    headers = {
+        "ETag": f'W/"{stored.version_id}"',
+        "Last-Modified": format_datetime(stored.last_updated, usegmt=True),
+    }
+    if stored.deleted:
+        raise FhirError(410, "gone", f"{resource_type}/{resource_id} was deleted", headers)
+    if _not_modified(stored):
+        return Response(status=304, headers=headers)
+    return Response(stored.content, content_type=FHIR_JSON, headers=headers)
+
+
+def _not_modified(stored: StoredResource) -> bool:
+    tags = request.headers.get("If-None-Match")
+    if tags is not None:
+        wanted = {t.strip() for t in tags.split(",")}
+        return "*" in wanted or f'W/"{stored.version_id}"' in wanted or f'"{stored.version_id}"' in wanted
+    since = request.headers.get("If-Modified-Since")
+    if since:
+        try:
+            moment = parsedate_to_datetime(since)
+        except (TypeError, ValueError):
+            return False
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return stored.last_updated.replace(microsecond=0) <= moment
+    return False
+
+
+def _history_entry(v: StoredResource) -> dict[str, object]:
+    url = f"{v.resource_type}/{v.id}/_history/{v.version_id}"
+    if v.deleted:
+        return {
+            "request": {"method": "DELETE", "url": f"{v.resource_type}/{v.id}"},
+            "response": {"status": "410 Gone", "lastModified": v.last_updated.isoformat()},
+        }
+    return {
+        "fullUrl": url,
+        "resource": orjson.loads(v.content or "{}"),
+        "request": {"method": "PUT", "url": f"{v.resource_type}/{v.id}"},
+        "response": {
+            "status": "200 OK",
+            "etag": f'W/"{v.version_id}"',
+            "lastModified": v.last_updated.isoformat(),
+        },
+    }

@@ -1,0 +1,138 @@
+"""The FHIR read surface over stored resources: SMART scopes, ETags, 304/404/410, history, audit."""
+
+import copy
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+
+import orjson
+import pytest
+from sqlalchemy import select
+
+from integration.ingest import synthetic
+from integration.ingest.service import write_static_resources
+from integration.store.schema import audit_event, fhir_resource
+from tests.auth.test_smart_support import assertion, form, register
+
+
+@pytest.fixture
+def stored(client, clinic_headers):
+    batch = synthetic.batch(seed=31, n_patients=1, sessions_per_patient=1)
+    response = client.post(
+        "/api/v1/batch", data=orjson.dumps(batch), headers=clinic_headers, content_type="application/json"
+    )
+    assert response.json["summary"]["rejected"] == 0
+    return batch
+
+
+def _token(client, db, scope="system/*.rs", **options):
+    client_id = register(db, name=f"ehr-{scope}-{options}", scope=scope, **options)
+    response = client.post("/auth/token", data=form(assertion(client_id), scope=scope))
+    assert response.status_code == 200, response.json
+    return {"Authorization": f"Bearer {response.json['access_token']}"}, client_id
+
+
+def _first(db, resource_type):
+    with db.reader() as conn:
+        row = conn.execute(
+            select(fhir_resource.c.id, fhir_resource.c.content)
+            .where(fhir_resource.c.resource_type == resource_type)
+            .limit(1)
+        ).first()
+    return row.id, row.content
+
+
+def test_metadata_is_public_and_truthful(client):
+    response = client.get("/fhir/metadata")
+    assert response.status_code == 200 and response.mimetype == "application/fhir+json"
+    statement = response.json
+    assert statement["fhirVersion"] == "4.0.1" and statement["format"] == ["json"]
+    resources = {r["type"]: {i["code"] for i in r["interaction"]} for r in statement["rest"][0]["resource"]}
+    assert resources["Observation"] == {"read", "vread", "history-instance"}
+    assert "search-type" not in str(statement)
+
+
+def test_read_needs_a_token(client, db, stored):
+    rid, _ = _first(db, "Observation")
+    response = client.get(f"/fhir/Observation/{rid}")
+    assert response.status_code == 401
+    assert response.json["resourceType"] == "OperationOutcome"
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_read_serves_stored_bytes_with_etag_and_304(client, db, stored):
+    headers, client_id = _token(client, db)
+    rid, content = _first(db, "Observation")
+    response = client.get(f"/fhir/Observation/{rid}", headers=headers)
+    assert response.status_code == 200 and response.mimetype == "application/fhir+json"
+    assert response.data == content.encode()
+    assert response.headers["ETag"] == 'W/"1"'
+    assert (
+        client.get(f"/fhir/Observation/{rid}", headers={**headers, "If-None-Match": 'W/"1"'}).status_code
+        == 304
+    )
+    later = format_datetime(datetime.now(UTC) + timedelta(minutes=1), usegmt=True)
+    assert (
+        client.get(f"/fhir/Observation/{rid}", headers={**headers, "If-Modified-Since": later}).status_code
+        == 304
+    )
+    assert (
+        client.get(f"/fhir/Observation/{rid}", headers={**headers, "If-None-Match": 'W/"0"'}).status_code
+        == 200
+    )
+    with db.reader() as conn:
+        rows = conn.execute(select(audit_event).where(audit_event.c.action == "fhir.read")).mappings().all()
+    assert rows and rows[0]["actor"] == client_id and rows[0]["patient_id"] and rows[0]["outcome"] == 200
+
+
+def test_vread_history_and_deleted(client, db, stored, clinic_headers):
+    headers, _ = _token(client, db)
+    session = copy.deepcopy(stored["sessions"][0])
+    reading = next(v for v in session["vitals"] if "heart_rate" in v)
+    reading["heart_rate"] += 1
+    client.put(f"/api/v1/sessions/{session['id']}", json=session, headers=clinic_headers)
+    with db.reader() as conn:
+        rid = conn.execute(
+            select(fhir_resource.c.id).where(
+                fhir_resource.c.resource_type == "Observation", fhir_resource.c.version_id == 2
+            )
+        ).scalar_one()
+    assert client.get(f"/fhir/Observation/{rid}/_history/1", headers=headers).json["meta"]["versionId"] == "1"
+    assert client.get(f"/fhir/Observation/{rid}/_history/9", headers=headers).status_code == 404
+    bundle = client.get(f"/fhir/Observation/{rid}/_history", headers=headers).json
+    assert bundle["type"] == "history" and bundle["total"] == 2
+    assert [e["resource"]["meta"]["versionId"] for e in bundle["entry"]] == ["2", "1"]
+    session["vitals"] = [v for v in session["vitals"] if v is not reading]
+    client.put(f"/api/v1/sessions/{session['id']}", json=session, headers=clinic_headers)
+    gone = client.get(f"/fhir/Observation/{rid}", headers=headers)
+    assert gone.status_code == 410 and gone.json["issue"][0]["code"] == "deleted"
+    assert (
+        client.get(f"/fhir/Observation/{rid}/_history", headers=headers).json["entry"][0]["request"]["method"]
+        == "DELETE"
+    )
+
+
+def test_scope_type_and_id_errors_are_operation_outcomes(client, db, stored):
+    headers, _ = _token(client, db, scope="system/Patient.rs")
+    rid, _ = _first(db, "Observation")
+    assert client.get(f"/fhir/Observation/{rid}", headers=headers).status_code == 403
+    assert client.get("/fhir/Patient/does-not-exist", headers=headers).status_code == 404
+    assert client.get("/fhir/Basic/x", headers=headers).status_code == 404
+    response = client.get(f"/fhir/Patient/{rid}?_format=xml", headers=headers)
+    assert response.status_code == 406 and response.json["resourceType"] == "OperationOutcome"
+    assert (
+        client.get("/fhir/Patient/x", headers={**headers, "Accept": "application/fhir+xml"}).status_code
+        == 406
+    )
+    assert client.post("/fhir/Patient", headers=headers).status_code == 404
+
+
+def test_a_group_restricted_client_sees_no_patient_data_yet(client, db, stored, ctx):
+    write_static_resources(db, ctx)
+    headers, _ = _token(client, db, group_id="referrer-group-1")
+    rid, _ = _first(db, "Observation")
+    patient_id, _ = _first(db, "Patient")
+    assert client.get(f"/fhir/Observation/{rid}", headers=headers).status_code == 404
+    assert client.get(f"/fhir/Patient/{patient_id}", headers=headers).status_code == 404
+    assert client.get(f"/fhir/Patient/{patient_id}/_history", headers=headers).status_code == 404
+    questionnaire, _ = _first(db, "Questionnaire")
+    assert client.get(f"/fhir/Questionnaire/{questionnaire}", headers=headers).status_code == 200
