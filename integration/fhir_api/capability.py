@@ -19,7 +19,7 @@ def capability_statement(token_url: str, software_version: str, published: str) 
         "software": {"name": "Horizon Integration", "version": software_version},
         "implementation": {"description": "Horizon Integration FHIR R4 server"},
         "fhirVersion": "4.0.1",
-        "format": ["json"],
+        "format": ["json", "xml"],
         "rest": [
             {
                 "mode": "server",

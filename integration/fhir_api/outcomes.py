@@ -1,11 +1,37 @@
-"""Every FHIR error leaves as an OperationOutcome; its HTTP status comes from this one table."""
+"""Every FHIR error leaves as an OperationOutcome; its HTTP status comes from this one table.
+
+Also the one place that turns a FHIR JSON body into the negotiated wire format: JSON bodies are
+the stored bytes; XML is produced with lxml via the fhir.resources models (validation on the way
+out costs, so only clients that ask for XML pay it).
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
+from fhir.resources.R4B import get_fhir_model_class
 from flask import Response
 
 FHIR_JSON = "application/fhir+json"
+FHIR_XML = "application/fhir+xml"
+
+
+def render(
+    body: bytes | str | dict[str, Any], fmt: str, status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    """A FHIR resource as a response in `fmt` ("json" or "xml")."""
+    if fmt == "xml":
+        data = orjson.loads(body) if isinstance(body, bytes | str) else body
+        model = get_fhir_model_class(data["resourceType"]).model_validate(data)
+        response = Response(model.model_dump_xml(), status=status, content_type=FHIR_XML)
+    else:
+        payload = body if isinstance(body, bytes | str) else orjson.dumps(body)
+        response = Response(payload, status=status, content_type=FHIR_JSON)
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
 
 # HTTP status -> (issue severity, issue type) per FHIR R4 OperationOutcome.issue.code.
 ISSUE_OF_STATUS: dict[int, tuple[str, str]] = {
@@ -20,13 +46,12 @@ ISSUE_OF_STATUS: dict[int, tuple[str, str]] = {
 }
 
 
-def operation_outcome(status: int, diagnostics: str, headers: dict[str, str] | None = None) -> Response:
+def operation_outcome(
+    status: int, diagnostics: str, headers: dict[str, str] | None = None, fmt: str = "json"
+) -> Response:
     severity, code = ISSUE_OF_STATUS.get(status, ("error", "processing"))
     body = {
         "resourceType": "OperationOutcome",
         "issue": [{"severity": severity, "code": code, "diagnostics": diagnostics}],
     }
-    response = Response(orjson.dumps(body), status=status, content_type=FHIR_JSON)
-    for name, value in (headers or {}).items():
-        response.headers[name] = value
-    return response
+    return render(body, fmt, status, headers)

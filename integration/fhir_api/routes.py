@@ -12,18 +12,26 @@ from email.utils import format_datetime, parsedate_to_datetime
 from importlib.metadata import version
 
 import orjson
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, current_app, g, request
 
 from integration.audit import audit
 from integration.auth.smart import require_scope, token_url
 from integration.auth.smart_clients import Grant
 from integration.fhir_api.capability import SERVED_TYPES, capability_statement
-from integration.fhir_api.outcomes import FHIR_JSON, operation_outcome
+from integration.fhir_api.outcomes import operation_outcome, render
 from integration.http_errors import ApiError
 from integration.store.resources import ResourceRepository, StoredResource
 
 bp = Blueprint("fhir", __name__, url_prefix="/fhir")
-_JSON_FORMATS = {"json", "application/json", "application/fhir+json"}
+_FORMATS = {
+    "json": "json",
+    "application/json": "json",
+    "application/fhir+json": "json",
+    "xml": "xml",
+    "text/xml": "xml",
+    "application/xml": "xml",
+    "application/fhir+xml": "xml",
+}
 _PUBLISHED = datetime.now(UTC).isoformat(timespec="seconds")
 
 
@@ -33,27 +41,38 @@ class FhirError(ApiError):
 
 @bp.errorhandler(ApiError)
 def _outcome(exc: ApiError) -> Response:
-    return operation_outcome(exc.status, exc.message, exc.headers)
+    return operation_outcome(exc.status, exc.message, exc.headers, g.get("fhir_format", "json"))
 
 
 @bp.before_request
 def _negotiate() -> None:
-    """JSON only for now: asking for XML (or anything else) is 406, never a silent JSON answer."""
+    """JSON or XML by `_format` or Accept; anything else is 406, never a silent JSON answer."""
     wanted = request.args.get("_format")
     if wanted is not None:
-        if wanted not in _JSON_FORMATS:
-            raise FhirError(406, "not-acceptable", f"_format {wanted[:40]!r} is not served; use json")
+        fmt = _FORMATS.get(wanted)
+        if fmt is None:
+            raise FhirError(406, "not-acceptable", f"_format {wanted[:40]!r} is not served; use json or xml")
+        g.fhir_format = fmt
         return
     accept = request.accept_mimetypes
-    if accept and not any(accept[m] for m in ("application/fhir+json", "application/json")):
-        raise FhirError(406, "not-acceptable", "this server answers application/fhir+json")
+    if not accept:
+        g.fhir_format = "json"
+        return
+    best = accept.best_match(
+        ["application/fhir+json", "application/json", "application/fhir+xml", "application/xml", "text/xml"]
+    )
+    if best is None:
+        raise FhirError(
+            406, "not-acceptable", "this server answers application/fhir+json or application/fhir+xml"
+        )
+    g.fhir_format = _FORMATS[best]
 
 
 @bp.get("/metadata")
 def metadata() -> Response:
     settings = current_app.config["HORIZON_SETTINGS"]
     statement = capability_statement(token_url(settings), version("horizon-integration"), _PUBLISHED)
-    return Response(orjson.dumps(statement), content_type=FHIR_JSON)
+    return render(statement, g.fhir_format)
 
 
 @bp.get("/<resource_type>/<resource_id>")
@@ -83,7 +102,7 @@ def history(resource_type: str, resource_id: str) -> Response:
         "total": len(versions),
         "entry": [_history_entry(v) for v in reversed(versions)],
     }
-    return Response(orjson.dumps(bundle), content_type=FHIR_JSON)
+    return render(bundle, g.fhir_format)
 
 
 @bp.route("/<path:_rest>", methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
@@ -119,7 +138,7 @@ def _one(resource_type: str, resource_id: str, version_id: int | None) -> Respon
         raise FhirError(410, "gone", f"{resource_type}/{resource_id} was deleted", headers)
     if _not_modified(stored):
         return Response(status=304, headers=headers)
-    return Response(stored.content, content_type=FHIR_JSON, headers=headers)
+    return render(stored.content or "", g.fhir_format, headers=headers)
 
 
 def _not_modified(stored: StoredResource) -> bool:

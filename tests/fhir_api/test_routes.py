@@ -45,7 +45,7 @@ def test_metadata_is_public_and_truthful(client):
     response = client.get("/fhir/metadata")
     assert response.status_code == 200 and response.mimetype == "application/fhir+json"
     statement = response.json
-    assert statement["fhirVersion"] == "4.0.1" and statement["format"] == ["json"]
+    assert statement["fhirVersion"] == "4.0.1" and statement["format"] == ["json", "xml"]
     resources = {r["type"]: {i["code"] for i in r["interaction"]} for r in statement["rest"][0]["resource"]}
     assert resources["Observation"] == {"read", "vread", "history-instance"}
     assert "search-type" not in str(statement)
@@ -117,12 +117,9 @@ def test_scope_type_and_id_errors_are_operation_outcomes(client, db, stored):
     assert client.get(f"/fhir/Observation/{rid}", headers=headers).status_code == 403
     assert client.get("/fhir/Patient/does-not-exist", headers=headers).status_code == 404
     assert client.get("/fhir/Basic/x", headers=headers).status_code == 404
-    response = client.get(f"/fhir/Patient/{rid}?_format=xml", headers=headers)
+    response = client.get(f"/fhir/Patient/{rid}?_format=html", headers=headers)
     assert response.status_code == 406 and response.json["resourceType"] == "OperationOutcome"
-    assert (
-        client.get("/fhir/Patient/x", headers={**headers, "Accept": "application/fhir+xml"}).status_code
-        == 406
-    )
+    assert client.get("/fhir/Patient/x", headers={**headers, "Accept": "text/html"}).status_code == 406
     assert client.post("/fhir/Patient", headers=headers).status_code == 404
 
 
@@ -136,3 +133,25 @@ def test_a_group_restricted_client_sees_no_patient_data_yet(client, db, stored, 
     assert client.get(f"/fhir/Patient/{patient_id}/_history", headers=headers).status_code == 404
     questionnaire, _ = _first(db, "Questionnaire")
     assert client.get(f"/fhir/Questionnaire/{questionnaire}", headers=headers).status_code == 200
+
+
+def test_xml_is_produced_from_the_models_and_round_trips(client, db, stored):
+    from fhir.resources.R4B.observation import Observation
+    from lxml import etree
+
+    headers, _ = _token(client, db)
+    rid, content = _first(db, "Observation")
+    response = client.get(f"/fhir/Observation/{rid}?_format=xml", headers=headers)
+    assert response.status_code == 200 and response.mimetype == "application/fhir+xml"
+    parser = etree.XMLParser(resolve_entities=False, no_network=True)
+    root = etree.fromstring(response.data, parser)
+    assert root.tag == "{http://hl7.org/fhir}Observation"
+    back = Observation.model_validate_xml(response.data).model_dump(mode="json", exclude_none=True)
+    assert back == Observation.model_validate(orjson.loads(content)).model_dump(
+        mode="json", exclude_none=True
+    )
+    by_accept = client.get(f"/fhir/Observation/{rid}", headers={**headers, "Accept": "application/fhir+xml"})
+    assert by_accept.mimetype == "application/fhir+xml" and by_accept.data == response.data
+    missing = client.get("/fhir/Observation/nope", headers={**headers, "Accept": "application/fhir+xml"})
+    assert missing.status_code == 404 and b"<OperationOutcome" in missing.data
+    assert client.get("/fhir/metadata?_format=xml").data.count(b"<CapabilityStatement") == 1
