@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
+from functools import cache
 from importlib.metadata import version
 
 import orjson
@@ -71,7 +72,7 @@ def _negotiate() -> None:
 @bp.get("/metadata")
 def metadata() -> Response:
     settings = current_app.config["HORIZON_SETTINGS"]
-    statement = capability_statement(token_url(settings), version("horizon-integration"), _PUBLISHED)
+    statement = capability_statement(token_url(settings), _software_version(), _PUBLISHED)
     return render(statement, g.fhir_format)
 
 
@@ -108,6 +109,11 @@ def history(resource_type: str, resource_id: str) -> Response:
 @bp.route("/<path:_rest>", methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
 def unsupported(_rest: str) -> Response:
     raise FhirError(404, "not-supported", "this interaction is not implemented (see /fhir/metadata)")
+
+
+@cache
+def _software_version() -> str:
+    return version("horizon-integration")
 
 
 def _granted(resource_type: str, interaction: str) -> Grant:
