@@ -14,6 +14,7 @@ import uuid
 from flask import Flask, Response, g, request
 
 from integration import audit, http_errors, logs
+from integration.auth.signing_keys import bp as signing_keys_bp
 from integration.auth.smart import bp as smart_bp
 from integration.fhir_api.routes import bp as fhir_bp
 from integration.health import bp as health_bp
@@ -45,6 +46,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(health_bp)
     app.register_blueprint(intake_bp)
     app.register_blueprint(smart_bp)
+    app.register_blueprint(signing_keys_bp)
     app.register_blueprint(fhir_bp)
 
     from integration import cli

@@ -1,4 +1,4 @@
-"""Flask CLI commands: `flask --app wsgi db|tokens|clients|scheduler|demo ...`."""
+"""Flask CLI commands: `flask --app wsgi db|tokens|clients|keys|scheduler|demo ...`."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 
+from integration.auth.signing_keys_cli import keys_cli
 from integration.auth.smart_cli import clients_cli
 from integration.store import migrate
 from integration.store.tokens import ROLES, DuplicateTokenName, TokenRepository
@@ -23,6 +24,7 @@ def register(app: Flask) -> None:
     app.cli.add_command(db_cli)
     app.cli.add_command(tokens_cli)
     app.cli.add_command(clients_cli)
+    app.cli.add_command(keys_cli)
     app.cli.add_command(scheduler_command)
     app.cli.add_command(demo_command)
 

@@ -97,6 +97,14 @@ class Settings:
         "Lifetime of SMART access tokens, in seconds; values above 300 are capped at 300.",
     )
 
+    signing_keys_dir: str = setting(
+        "HORIZON_SIGNING_KEYS_DIR",
+        "var/keys",
+        "Directory (mode 0700; relative to the working directory) of the private keys the service signs "
+        "its own SMART client assertions with, one PEM file (0600) each, plus their state file. Never in "
+        "the database; back it up like any secret. Managed with `flask --app wsgi keys ...`.",
+    )
+
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         """Build settings from defaults, the config file, the environment and explicit overrides."""
