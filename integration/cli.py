@@ -1,4 +1,4 @@
-"""Flask CLI commands: `flask --app wsgi db|tokens|clients|keys|scheduler|demo ...`."""
+"""Flask CLI commands: `flask --app wsgi db|tokens|clients|keys|import|scheduler|demo ...`."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from flask.cli import AppGroup, with_appcontext
 
 from integration.auth.signing_keys_cli import keys_cli
 from integration.auth.smart_cli import clients_cli
+from integration.ingest.import_cli import import_command
 from integration.store import migrate
 from integration.store.tokens import ROLES, DuplicateTokenName, TokenRepository
 
@@ -27,6 +28,7 @@ def register(app: Flask) -> None:
     app.cli.add_command(keys_cli)
     app.cli.add_command(scheduler_command)
     app.cli.add_command(demo_command)
+    app.cli.add_command(import_command)
 
 
 def _db():  # noqa: ANN202
