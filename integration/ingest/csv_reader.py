@@ -25,8 +25,8 @@ import csv
 import io
 import re
 
+from integration.ingest.export_fields import SHAPES, ReaderError, typed
 from integration.ingest.validation.engine import Field, Shape
-from integration.ingest.xml_reader import SHAPES, ReaderError, typed
 
 # File -> its record kind, in the order records are returned.
 RECORD_FILES = {

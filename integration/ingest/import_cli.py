@@ -15,7 +15,8 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 from integration.ingest.csv_reader import read_csv
-from integration.ingest.xml_reader import ReaderError, read_xml
+from integration.ingest.export_fields import ReaderError
+from integration.ingest.xml_reader import read_xml
 
 
 def read_export(path: Path) -> tuple[str, list[tuple[str, dict]]]:

@@ -11,9 +11,10 @@ from lxml import etree
 
 from integration.ingest import synthetic
 from integration.ingest.csv_reader import read_csv
+from integration.ingest.export_fields import ReaderError, number
 from integration.ingest.service import COLLECTIONS
 from integration.ingest.validation import validate_record
-from integration.ingest.xml_reader import ReaderError, number, read_xml
+from integration.ingest.xml_reader import read_xml
 
 # The element each list item is written as (the reader's documented names, stated independently here).
 ITEMS = {"identifiers": "identifier", "allergies": "allergy", "medications": "medication"}
