@@ -21,7 +21,7 @@ from integration.store.db import make_engine
 from integration.store.schema import metadata
 from integration.store.tokens import TokenRepository
 
-PG_SCHEMA = "horizon_test"
+PG_SCHEMA = os.environ.get("TEST_PG_SCHEMA", "horizon_test")  # separate schemas let runs overlap
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from mappings.ids import RESOURCE_TYPE
 
-SERVED_TYPES = tuple(sorted(set(RESOURCE_TYPE.values())))
+SERVED_TYPES = tuple(sorted(set(RESOURCE_TYPE.values()) | {"Group"}))  # Groups: one per referrer
 INTERACTIONS = ("read", "vread", "history-instance")
 
 

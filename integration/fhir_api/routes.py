@@ -1,8 +1,8 @@
 """The FHIR REST surface as a table of thin handlers: metadata, read, vread, instance history.
 
 Every PHI read needs a SMART access token whose scopes cover the interaction, and is audited.
-Bodies are the stored bytes. Clients restricted to a Group are refused every patient's data
-until Group membership exists (fail closed), answered as "absent", the same as a missing id.
+Bodies are the stored bytes. Clients restricted to a Group see only its members' data
+(`compartment.py`); anything else is answered as "absent", the same as a missing id.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from integration.audit import audit
 from integration.auth.smart import require_scope, token_url
 from integration.auth.smart_clients import Grant
 from integration.fhir_api.capability import SERVED_TYPES, capability_statement
+from integration.fhir_api.compartment import patient_scope
 from integration.fhir_api.outcomes import operation_outcome, render
 from integration.http_errors import ApiError
 from integration.store.resources import ResourceRepository, StoredResource
@@ -94,7 +95,10 @@ def history(resource_type: str, resource_id: str) -> Response:
     entry = audit("fhir.history", entity=f"{resource_type}/{resource_id}")
     with current_app.extensions["horizon.db"].reader() as conn:
         versions = ResourceRepository(conn).history(resource_type, resource_id)
-    if not versions or not _visible(grant, versions[-1].patient_id):
+        visible = bool(versions) and patient_scope(conn, grant).allows(
+            resource_type, resource_id, versions[-1].patient_id
+        )
+    if not visible:
         raise FhirError(404, "not-found", f"{resource_type}/{resource_id} is not known")
     entry.patient_id = versions[-1].patient_id
     bundle = {
@@ -122,10 +126,6 @@ def _granted(resource_type: str, interaction: str) -> Grant:
     return require_scope(resource_type, interaction)
 
 
-def _visible(grant: Grant, patient_id: str | None) -> bool:
-    return patient_id is None or grant.group_id is None
-
-
 def _one(resource_type: str, resource_id: str, version_id: int | None) -> Response:
     grant = _granted(resource_type, "read" if version_id is None else "vread")
     entry = audit(
@@ -133,7 +133,10 @@ def _one(resource_type: str, resource_id: str, version_id: int | None) -> Respon
     )
     with current_app.extensions["horizon.db"].reader() as conn:
         stored = ResourceRepository(conn).read(resource_type, resource_id, version_id)
-    if stored is None or not _visible(grant, stored.patient_id):
+        visible = stored is not None and patient_scope(conn, grant).allows(
+            resource_type, resource_id, stored.patient_id
+        )
+    if stored is None or not visible:
         raise FhirError(404, "not-found", f"{resource_type}/{resource_id} is not known")
     entry.patient_id = stored.patient_id
     headers = {

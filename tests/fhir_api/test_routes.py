@@ -123,16 +123,41 @@ def test_scope_type_and_id_errors_are_operation_outcomes(client, db, stored):
     assert client.post("/fhir/Patient", headers=headers).status_code == 404
 
 
-def test_a_group_restricted_client_sees_no_patient_data_yet(client, db, stored, ctx):
+def _store_group(db, group_id, patient_ids):
+    from integration.store.resources import ResourceRepository, ResourceWrite
+
+    content = orjson.dumps(
+        {
+            "resourceType": "Group",
+            "id": group_id,
+            "type": "person",
+            "actual": True,
+            "member": [{"entity": {"reference": f"Patient/{p}"}} for p in patient_ids],
+        }
+    ).decode()
+    with db.writer() as conn:
+        write = ResourceWrite("Group", group_id, 1, "h", content, None)
+        ResourceRepository(conn).write([write], now=datetime.now(UTC))
+
+
+def test_a_group_restricted_client_sees_only_its_members(client, db, stored, ctx):
     write_static_resources(db, ctx)
     headers, _ = _token(client, db, group_id="referrer-group-1")
     rid, _ = _first(db, "Observation")
     patient_id, _ = _first(db, "Patient")
-    assert client.get(f"/fhir/Observation/{rid}", headers=headers).status_code == 404
-    assert client.get(f"/fhir/Patient/{patient_id}", headers=headers).status_code == 404
-    assert client.get(f"/fhir/Patient/{patient_id}/_history", headers=headers).status_code == 404
     questionnaire, _ = _first(db, "Questionnaire")
+    paths = [f"Observation/{rid}", f"Patient/{patient_id}", f"Patient/{patient_id}/_history"]
+    # No such Group: fail closed, answered as absent.
+    assert [client.get(f"/fhir/{p}", headers=headers).status_code for p in paths] == [404, 404, 404]
     assert client.get(f"/fhir/Questionnaire/{questionnaire}", headers=headers).status_code == 200
+    _store_group(db, "referrer-group-2", [patient_id])
+    assert [client.get(f"/fhir/{p}", headers=headers).status_code for p in paths] == [404, 404, 404]
+    assert client.get("/fhir/Group/referrer-group-2", headers=headers).status_code == 404
+    _store_group(db, "referrer-group-1", [patient_id])
+    assert [client.get(f"/fhir/{p}", headers=headers).status_code for p in paths] == [200, 200, 200]
+    assert client.get("/fhir/Group/referrer-group-1", headers=headers).status_code == 200
+    unrestricted, _ = _token(client, db)
+    assert client.get("/fhir/Group/referrer-group-2", headers=unrestricted).status_code == 200
 
 
 def test_xml_is_produced_from_the_models_and_round_trips(client, db, stored):
