@@ -14,6 +14,7 @@ import uuid
 from flask import Flask, Response, g, request
 
 from integration import audit, http_errors, logs
+from integration.audit_events_api import bp as audit_events_bp
 from integration.auth.signing_keys import bp as signing_keys_bp
 from integration.auth.smart import bp as smart_bp
 from integration.fhir_api.routes import bp as fhir_bp
@@ -48,6 +49,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(smart_bp)
     app.register_blueprint(signing_keys_bp)
     app.register_blueprint(fhir_bp)
+    app.register_blueprint(audit_events_bp)
 
     from integration import cli
 

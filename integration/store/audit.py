@@ -49,5 +49,26 @@ class AuditRepository:
         )
 
     def recent(self, limit: int = 100) -> list[dict[str, Any]]:
-        rows = self._conn.execute(select(audit_event).order_by(audit_event.c.pk.desc()).limit(limit))
-        return [dict(row._mapping) for row in rows]
+        return self.page(limit=limit)
+
+    def page(
+        self,
+        *,
+        limit: int,
+        before: int | None = None,
+        patient_id: str | None = None,
+        action: str | None = None,
+        since: datetime | None = None,
+    ) -> list[dict[str, Any]]:
+        """Newest first; `before` (a pk) continues a page, so pages stay put while new rows arrive."""
+        t = audit_event.c
+        query = select(audit_event).order_by(t.pk.desc()).limit(limit)
+        if before is not None:
+            query = query.where(t.pk < before)
+        if patient_id is not None:
+            query = query.where(t.patient_id == patient_id)
+        if action is not None:
+            query = query.where(t.action == action)
+        if since is not None:
+            query = query.where(t.recorded_at >= since)
+        return [dict(row._mapping) for row in self._conn.execute(query)]
