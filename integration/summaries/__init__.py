@@ -1,0 +1,1 @@
+"""Treatment summaries for referring physicians: computed once, rendered as FHIR document, C-CDA, HTML, PDF."""
