@@ -1,1 +1,1 @@
-"""Treatment summaries for referring physicians: computed once, rendered as FHIR document, C-CDA, HTML, PDF."""
+"""Treatment summaries for referring physicians: one computation, four formats (FHIR, C-CDA, HTML, PDF)."""

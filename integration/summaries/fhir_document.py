@@ -90,17 +90,9 @@ def _section_entries(summary: Summary) -> dict[str, list[str]]:
 
 
 def _section_texts(summary: Summary) -> dict[str, text.SectionText]:
-    safety, plan = text.safety(summary), text.plan(summary)
-    merged = text.SectionText(
-        "plan",
-        "Assessment and plan",
-        safety.paragraphs + plan.paragraphs,
-        safety.tables,
-        safety.alerts,
-    )
     return {
         "referral": text.referral(summary),
-        "plan": merged,
+        "plan": text.assessment_and_plan(summary),
         "course": text.course(summary),
         "outcomes": text.outcomes(summary),
         "medications": text.medications(summary),

@@ -225,6 +225,14 @@ def plan(summary: Summary) -> SectionText:
     return SectionText("plan", "Plan", tuple(lines))
 
 
+def assessment_and_plan(summary: Summary) -> SectionText:
+    """Safety (signals first) and plan together: the documents' Assessment and Plan section."""
+    safe, then = safety(summary), plan(summary)
+    return SectionText(
+        "plan", "Assessment and plan", safe.paragraphs + then.paragraphs, safe.tables, safe.alerts
+    )
+
+
 def all_sections(summary: Summary) -> tuple[SectionText, ...]:
     return (
         safety(summary),
