@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 from lxml import etree
 
 from integration.summaries.cda_common import (
@@ -26,8 +29,12 @@ from integration.summaries.model import (
     VitalReading,
 )
 
+_CODES = {
+    k: v
+    for k, v in json.loads(Path(__file__).with_name("cda_codes.json").read_text())["codes"].items()
+    if v["mark"] == "V"
+}
 IV_ROUTE_NCI = "C38276"  # INTRAVENOUS (NCI Thesaurus), V: reference 1.2
-NO_KNOWN_ALLERGY = "716186003"  # SNOMED, V: reference 5b
 VITALS_ORGANIZER_SNOMED, VITALS_ORGANIZER_LOINC = "46680005", "74728-7"  # V: reference 6.2
 _VITALS = {"8480-6": "Systolic blood pressure", "8867-4": "Heart rate", "2708-6": "Oxygen saturation"}
 
@@ -119,9 +126,7 @@ def problem_concern(entry: etree._Element, p: Problem) -> None:
     obs = sub(sub(act, "entryRelationship", typeCode="SUBJ"), "observation", classCode="OBS", moodCode="EVN")
     template(obs, "2.16.840.1.113883.10.20.22.4.4", "2015-08-01")
     entry_id(obs, p.reference)
-    # The problem type (e.g. Diagnosis) has no verified code in the reference: say so instead of guessing.
-    code = sub(obs, "code", nullFlavor="UNK")
-    sub(code, "originalText").text = "Diagnosis recorded at an infusion visit"
+    _code(obs, "code", "problem_type", "problem_type_loinc")
     sub(obs, "statusCode", code="completed")
     time_el(sub(obs, "effectiveTime"), "low", p.onset)
     coded(obs, "value", p.codes, p.text, cd_type=True)
@@ -140,17 +145,26 @@ def allergy_concern(entry: etree._Element, a: Allergy) -> None:
     entry_id(obs, a.reference)
     sub(obs, "code", code="ASSERTION", codeSystem=ACTCODE_OID)
     sub(obs, "statusCode", code="completed")
-    time_el(sub(obs, "effectiveTime"), "low", None)
     if a.no_known:
-        value = xsi_type(sub(obs, "value", code=NO_KNOWN_ALLERGY, codeSystem=SNOMED_OID), "CD")
-        sub(value, "originalText").text = a.text
+        # HL7's pattern for "no known allergies": the negated allergy-to-substance assertion.
+        obs.set("negationInd", "true")
+        sub(sub(obs, "effectiveTime"), "low", nullFlavor="NA")
+        xsi_type(_code(obs, "value", "no_known_allergy_negated"), "CD")
     else:
-        # The allergy type has no verified code in the reference: not recorded, never guessed.
-        value = xsi_type(sub(obs, "value", nullFlavor="UNK"), "CD")
-        sub(value, "originalText").text = f"Allergy or intolerance to {a.text}"
+        time_el(sub(obs, "effectiveTime"), "low", None)
+        xsi_type(_code(obs, "value", "allergy_type"), "CD")
     role = sub(sub(obs, "participant", typeCode="CSM"), "participantRole", classCode="MANU")
     entity = sub(role, "playingEntity", classCode="MMAT")
     if a.no_known:
         sub(entity, "code", nullFlavor="NA")
     else:
         coded(entity, "code", a.codes, a.text)
+
+
+def _code(parent: etree._Element, tag: str, key: str, translation: str | None = None) -> etree._Element:
+    c = _CODES[key]
+    el = sub(parent, tag, code=c["code"], codeSystem=c["system"], displayName=c["display"])
+    if translation:
+        t = _CODES[translation]
+        sub(el, "translation", code=t["code"], codeSystem=t["system"], displayName=t["display"])
+    return el
