@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import date, datetime
+from pathlib import Path
 
 from lxml import etree
 
@@ -42,8 +44,18 @@ def xsi_type(el: etree._Element, value: str) -> etree._Element:
     return el
 
 
+_KNOWN_ROOTS = {
+    system: entry["root"]
+    for system, entry in json.loads(Path(__file__).with_name("cda_codes.json").read_text())[
+        "identifier_roots"
+    ].items()
+    if entry["mark"] == "V"
+}
+
+
 def system_root(system: str) -> str:
-    return str(uuid.uuid5(_ROOTS, system)).upper()
+    """The II root of an identifier system: its OID where HL7 gives one (NPI), else the derived UUID."""
+    return _KNOWN_ROOTS.get(system) or str(uuid.uuid5(_ROOTS, system)).upper()
 
 
 def entry_id(parent: etree._Element, reference: str) -> etree._Element:

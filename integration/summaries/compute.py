@@ -8,6 +8,7 @@ item-9 Flag, ServiceRequest (referral), CarePlan (series), Condition, AllergyInt
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from datetime import datetime
@@ -144,6 +145,15 @@ def _quantity(obs: Resource, code: str) -> float | None:
     return None
 
 
+# Annotation.text is markdown; the mappings backslash-escape what would render differently. A CommonMark
+# backslash escape is a backslash before ASCII punctuation, so removing those gives the text as typed.
+_MARKDOWN_ESCAPE = re.compile(r"\\([!-/:-@\[-`{-~])")
+
+
+def _notes(resource: Resource) -> tuple[str, ...]:
+    return tuple(_MARKDOWN_ESCAPE.sub(r"\1", n["text"]) for n in resource.get("note", []) if n.get("text"))
+
+
 def _extension(resource: Resource, suffix: str) -> Resource | None:
     return next((e for e in resource.get("extension", []) if e["url"].endswith(suffix)), None)
 
@@ -177,7 +187,7 @@ def _referral(by_type: Mapping[str, list[Resource]], index: Mapping[str, Resourc
         reason_codes=tuple(c for r in reasons for c in _codes(r)),
         authored=_dt(sr.get("authoredOn")),
         referrer=_person(index, sr.get("requester", {}).get("reference")),
-        note=" ".join(n["text"] for n in sr.get("note", []) if n.get("text")) or None,
+        note=" ".join(_notes(sr)) or None,
     )
 
 
@@ -271,7 +281,7 @@ def _sessions(by_type: Mapping[str, list[Resource]], index: Mapping[str, Resourc
                 peak_heart_rate=_extreme(v.get(HEART_RATE, []), highest=True),
                 lowest_spo2=_extreme(v.get(SPO2, []), highest=False),
                 adverse_events=tuple(sorted(events.get(ref, []), key=lambda e: e.onset or start)),
-                notes=tuple(n["text"] for n in (proc or {}).get("note", []) if n.get("text")),
+                notes=_notes(proc or {}),
             )
         )
     return tuple(sorted(out, key=lambda s: s.start))
