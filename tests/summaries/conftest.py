@@ -46,10 +46,24 @@ def first_patient(series) -> str:
 
 
 @pytest.fixture
-def built(app, first_patient):
-    """The first patient's summary over the whole course, generated at the frozen time."""
+def one_series(client, clinic_headers) -> dict:
+    """One patient's series of six (with stopped sessions, adverse events and recorded allergies): cheaper
+    to ingest, for the tests that need only one patient."""
+    body = synthetic.batch(seed=2, n_patients=1, sessions_per_patient=6)
+    post_batch(client, clinic_headers, body)
+    return body
 
-    def make(patient_id: str = first_patient, period: Period | None = None):
+
+@pytest.fixture
+def one_patient(one_series) -> str:
+    return patient_fhir_id(one_series["patients"][0]["id"])
+
+
+@pytest.fixture
+def builder(app):
+    """Build a patient's summary (whole course by default), generated at the frozen time."""
+
+    def make(patient_id: str, period: Period | None = None):
         return build(
             app.extensions["horizon.db"],
             app.config["HORIZON_SETTINGS"],
@@ -60,3 +74,9 @@ def built(app, first_patient):
         )
 
     return make
+
+
+@pytest.fixture
+def built(builder, first_patient):
+    """The first patient of the three-patient series."""
+    return lambda patient_id=first_patient, period=None: builder(patient_id, period)

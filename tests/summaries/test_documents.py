@@ -64,8 +64,11 @@ def test_fhir_document_is_valid_and_complete(built):
     s = built()
     bundle = document_bundle(s.summary, s.resources, base_url=s.base_url)
     assert document_rule_errors(bundle) == []
-    assert schema_errors(bundle) == []
+    # The Bundle shell and the Composition against the R4 schema; the included resources are the stored
+    # bytes, validated when they were mapped (and validating all of them here would cost seconds).
+    assert schema_errors({**bundle, "entry": bundle["entry"][:1]}) == []
     composition = bundle["entry"][0]["resource"]
+    assert schema_errors(composition) == []
     assert composition["type"]["coding"][0]["code"] == "11488-4"
     codes = [sec["code"]["coding"][0]["code"] for sec in composition["section"]]
     assert set(codes) <= VERIFIED_SECTION_CODES and {"48765-2", "10164-2", "11450-4"} <= set(codes)
@@ -93,13 +96,14 @@ def test_fhir_document_identifier_follows_content(built, client, clinic_headers,
     assert b["identifier"]["value"] != a["identifier"]["value"]
 
 
-@pytest.mark.parametrize("index", [0, 1, 2])
-def test_ccda_is_schema_valid_and_free_of_schematron_errors(built, series, index):
-    s = built(patient_fhir_id(series["patients"][index]["id"]))
-    document = consultation_note(s.summary, s.resources)
-    assert xsd_errors(document) == []
-    errors, _unchecked = schematron_failures(document)
-    assert errors == []
+def test_ccda_is_schema_valid_and_free_of_schematron_errors(built, series):
+    # Three patients: a pain, a depression and a PTSD course, with and without recorded allergies.
+    for patient in series["patients"]:
+        s = built(patient_fhir_id(patient["id"]))
+        document = consultation_note(s.summary, s.resources)
+        assert xsd_errors(document) == [], patient["id"]
+        errors, _unchecked = schematron_failures(document)
+        assert errors == [], patient["id"]
 
 
 def test_ccda_has_coded_entries(built):
