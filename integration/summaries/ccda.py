@@ -204,7 +204,6 @@ def _section(
     root: str,
     extension: str | None,
     code: str,
-    display: str,
     content: text.SectionText,
     *,
     null_when_empty: bool = False,
@@ -213,7 +212,7 @@ def _section(
     if null_when_empty and content.empty:
         section.set("nullFlavor", "NI")
     template(section, root, extension)
-    sub(section, "code", code=code, codeSystem=LOINC_OID, displayName=display)
+    sub(section, "code", code=code, codeSystem=LOINC_OID)
     sub(section, "title").text = content.title
     cda_text(section, content, "urn:hl7-org:v3", "No information recorded.")
     return section
@@ -225,7 +224,6 @@ def _referral(component: etree._Element, s: Summary) -> None:
         "1.3.6.1.4.1.19376.1.5.3.1.3.1",
         "2014-06-09",
         "42349-1",
-        "Reason for referral",
         text.referral(s),
     )
 
@@ -236,7 +234,6 @@ def _hpi(component: etree._Element, s: Summary) -> None:
         "1.3.6.1.4.1.19376.1.5.3.1.3.4",
         None,
         "10164-2",
-        "History of present illness",
         text.course(s),
     )
 
@@ -248,7 +245,6 @@ def _allergies(component: etree._Element, s: Summary) -> None:
         "2.16.840.1.113883.10.20.22.2.6.1",
         "2015-08-01",
         "48765-2",
-        "Allergies and adverse reactions",
         content,
         null_when_empty=True,
     )
@@ -262,7 +258,6 @@ def _problems(component: etree._Element, s: Summary) -> None:
         "2.16.840.1.113883.10.20.22.2.5.1",
         "2015-08-01",
         "11450-4",
-        "Problem list",
         text.problems(s),
         null_when_empty=True,
     )
@@ -276,7 +271,6 @@ def _medications(component: etree._Element, s: Summary) -> None:
         "2.16.840.1.113883.10.20.22.2.38",
         "2014-06-09",
         "29549-3",
-        "Medications administered",
         text.medications(s),
     )
     for session in s.sessions:
@@ -292,7 +286,6 @@ def _vitals(component: etree._Element, s: Summary) -> None:
         "2.16.840.1.113883.10.20.22.2.4.1",
         "2015-08-01",
         "8716-3",
-        "Vital signs",
         content,
         null_when_empty=True,
     )
@@ -308,7 +301,6 @@ def _results(component: etree._Element, s: Summary) -> None:
         "2.16.840.1.113883.10.20.22.2.3.1",
         "2015-08-01",
         "30954-2",
-        "Relevant diagnostic tests/laboratory data",
         content,
         null_when_empty=True,
     )
@@ -317,13 +309,8 @@ def _results(component: etree._Element, s: Summary) -> None:
 
 
 def _assessment_plan(component: etree._Element, s: Summary) -> None:
-    safety, plan = text.safety(s), text.plan(s)
-    merged = text.SectionText(
-        "plan", "Assessment and plan", safety.paragraphs + plan.paragraphs, safety.tables, safety.alerts
-    )
-    _section(
-        component, "2.16.840.1.113883.10.20.22.2.9", "2014-06-09", "51847-2", "Assessment and plan", merged
-    )
+    content = text.assessment_and_plan(s)
+    _section(component, "2.16.840.1.113883.10.20.22.2.9", "2014-06-09", "51847-2", content)
 
 
 _SECTIONS: tuple[Callable[[etree._Element, Summary], None], ...] = (

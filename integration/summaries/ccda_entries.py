@@ -36,7 +36,6 @@ _CODES = {
 }
 IV_ROUTE_NCI = "C38276"  # INTRAVENOUS (NCI Thesaurus), V: reference 1.2
 VITALS_ORGANIZER_SNOMED, VITALS_ORGANIZER_LOINC = "46680005", "74728-7"  # V: reference 6.2
-_VITALS = {"8480-6": "Systolic blood pressure", "8867-4": "Heart rate", "2708-6": "Oxygen saturation"}
 
 
 def medication_activity(entry: etree._Element, a: Administration) -> None:
@@ -85,7 +84,7 @@ def _vital(component: etree._Element, loinc: str, r: VitalReading) -> None:
     obs = sub(component, "observation", classCode="OBS", moodCode="EVN")
     template(obs, "2.16.840.1.113883.10.20.22.4.27", "2014-06-09")
     entry_id(obs, f"{r.reference}#{loinc}")
-    sub(obs, "code", code=loinc, codeSystem=LOINC_OID, displayName=_VITALS[loinc])
+    sub(obs, "code", code=loinc, codeSystem=LOINC_OID)
     sub(obs, "statusCode", code="completed")
     time_el(obs, "effectiveTime", r.at)
     xsi_type(sub(obs, "value", value=f"{r.value:g}", unit=r.unit), "PQ")
@@ -120,7 +119,7 @@ def problem_concern(entry: etree._Element, p: Problem) -> None:
     act = sub(entry, "act", classCode="ACT", moodCode="EVN")
     template(act, "2.16.840.1.113883.10.20.22.4.3", "2015-08-01")
     entry_id(act, f"{p.reference}#concern")
-    sub(act, "code", code="CONC", codeSystem="2.16.840.1.113883.5.6", displayName="Concern")
+    sub(act, "code", code="CONC", codeSystem="2.16.840.1.113883.5.6")
     sub(act, "statusCode", code="active")
     time_el(sub(act, "effectiveTime"), "low", p.onset)
     obs = sub(sub(act, "entryRelationship", typeCode="SUBJ"), "observation", classCode="OBS", moodCode="EVN")
@@ -137,7 +136,7 @@ def allergy_concern(entry: etree._Element, a: Allergy) -> None:
     act = sub(entry, "act", classCode="ACT", moodCode="EVN")
     template(act, "2.16.840.1.113883.10.20.22.4.30", "2015-08-01")
     entry_id(act, f"{a.reference}#concern")
-    sub(act, "code", code="CONC", codeSystem="2.16.840.1.113883.5.6", displayName="Concern")
+    sub(act, "code", code="CONC", codeSystem="2.16.840.1.113883.5.6")
     sub(act, "statusCode", code="active")
     time_el(sub(act, "effectiveTime"), "low", None)
     obs = sub(sub(act, "entryRelationship", typeCode="SUBJ"), "observation", classCode="OBS", moodCode="EVN")

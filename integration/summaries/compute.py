@@ -70,7 +70,7 @@ def compute_summary(
     if patient is None:
         raise SummaryError(f"no Patient/{patient_id} among the resources")
 
-    all_sessions = _sessions(by_type, index)
+    all_sessions = _sessions(by_type, index, _tolerability(by_type, catalogue))
     sessions = tuple(s for s in all_sessions if period.contains(s.start))
     given = [s.ketamine for s in sessions if s.ketamine and s.ketamine.dose_mg is not None]
     attending = _attending(by_type, index, sessions or all_sessions)
@@ -223,7 +223,29 @@ def _extreme(readings: list[VitalReading], highest: bool) -> VitalReading | None
     return (max if highest else min)(ordered, key=lambda r: r.value)
 
 
-def _sessions(by_type: Mapping[str, list[Resource]], index: Mapping[str, Resource]) -> tuple[Session, ...]:
+def _tolerability(by_type: Mapping[str, list[Resource]], catalogue: Catalogue) -> dict[str, Score]:
+    """The last tolerability score (CADSS) recorded in each encounter."""
+    out: dict[str, Score] = {}
+    for obs in by_type.get("Observation", []):
+        rule = next((catalogue.by_code.get(c) for c in _codes(obs["code"]) if c in catalogue.by_code), None)
+        enc = obs.get("encounter", {}).get("reference")
+        at = _dt(obs.get("effectiveDateTime"))
+        if (
+            rule is None
+            or rule.role != "tolerability"
+            or enc is None
+            or at is None
+            or "valueQuantity" not in obs
+        ):
+            continue
+        if obs.get("status") in ("final", "amended", "corrected") and (enc not in out or out[enc].at <= at):
+            out[enc] = Score(_ref(obs), float(obs["valueQuantity"]["value"]), at, None)
+    return out
+
+
+def _sessions(
+    by_type: Mapping[str, list[Resource]], index: Mapping[str, Resource], tolerability: Mapping[str, Score]
+) -> tuple[Session, ...]:
     procedures = {p["encounter"]["reference"]: p for p in by_type.get("Procedure", []) if "encounter" in p}
     meds: dict[str, list[Administration]] = defaultdict(list)
     for ma in by_type.get("MedicationAdministration", []):
@@ -282,6 +304,7 @@ def _sessions(by_type: Mapping[str, list[Resource]], index: Mapping[str, Resourc
                 lowest_spo2=_extreme(v.get(SPO2, []), highest=False),
                 adverse_events=tuple(sorted(events.get(ref, []), key=lambda e: e.onset or start)),
                 notes=_notes(proc or {}),
+                dissociation=tolerability.get(ref),
             )
         )
     return tuple(sorted(out, key=lambda s: s.start))

@@ -21,16 +21,17 @@ from integration.summaries.xhtml import fhir_div
 
 LOINC = "http://loinc.org"
 _EMPTY_REASON = "http://terminology.hl7.org/CodeSystem/list-empty-reason"
-# Section key -> (LOINC code, LOINC display, title); all V in clinical-standards.md 6.2 and 7.
-SECTION_CODES: dict[str, tuple[str, str]] = {
-    "referral": ("42349-1", "Reason for referral (narrative)"),
-    "plan": ("51847-2", "Assessment and plan"),
-    "course": ("10164-2", "History of present illness"),
-    "outcomes": ("30954-2", "Relevant diagnostic tests/laboratory data"),
-    "medications": ("29549-3", "Medications administered"),
-    "vitals": ("8716-3", "Vital signs"),
-    "problems": ("11450-4", "Problem list"),
-    "allergies": ("48765-2", "Allergies and adverse reactions"),
+# Section key -> LOINC code, all V in clinical-standards.md 6.2 and 7. No display: the reference gives
+# the codes, not their LOINC display strings, and a coding is valid without one.
+SECTION_CODES: dict[str, str] = {
+    "referral": "42349-1",
+    "plan": "51847-2",
+    "course": "10164-2",
+    "outcomes": "30954-2",
+    "medications": "29549-3",
+    "vitals": "8716-3",
+    "problems": "11450-4",
+    "allergies": "48765-2",
 }
 CONSULT_NOTE = {"system": LOINC, "code": "11488-4", "display": "Consult note"}
 _SORTED = orjson.OPT_SORT_KEYS
@@ -72,6 +73,7 @@ def _section_entries(summary: Summary) -> dict[str, list[str]]:
         "plan": [
             *(sig.reference for sig in summary.safety_signals),
             *(e.reference for x in s for e in x.adverse_events),
+            *(x.dissociation.reference for x in s if x.dissociation is not None),
             summary.plan.care_plan,
         ],
         "course": [x.procedure or x.encounter for x in s],
@@ -105,10 +107,9 @@ def _section_texts(summary: Summary) -> dict[str, text.SectionText]:
 def _composition(summary: Summary, entries: dict[str, list[str]], base_url: str) -> dict[str, Any]:
     sections = []
     for key, section in _section_texts(summary).items():
-        code, display = SECTION_CODES[key]
         out: dict[str, Any] = {
             "title": section.title,
-            "code": {"coding": [{"system": LOINC, "code": code, "display": display}]},
+            "code": {"coding": [{"system": LOINC, "code": SECTION_CODES[key]}]},
             "text": {"status": "generated", "div": fhir_div(section)},
         }
         if entries[key]:

@@ -88,6 +88,14 @@ class AdverseEventItem:
 
 
 @dataclass(frozen=True, slots=True)
+class Score:
+    reference: str
+    value: float
+    at: datetime
+    band: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class Session:
     """One infusion visit: the Encounter and its Procedure, medications and safety extremes."""
 
@@ -107,14 +115,7 @@ class Session:
     lowest_spo2: VitalReading | None
     adverse_events: tuple[AdverseEventItem, ...]
     notes: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Score:
-    reference: str
-    value: float
-    at: datetime
-    band: str | None
+    dissociation: Score | None = None  # tolerability instrument (CADSS) total after the infusion
 
 
 @dataclass(frozen=True, slots=True)

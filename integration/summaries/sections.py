@@ -192,8 +192,13 @@ def safety(summary: Summary) -> SectionText:
         for e in s.adverse_events
     )
     paragraphs = () if rows else ("No adverse events recorded in the period.",)
-    tables = (Table(("Onset", "Event", "Severity", "Outcome"), rows),) if rows else ()
-    return SectionText("safety", "Safety", paragraphs, tables, alerts)
+    tables = [Table(("Onset", "Event", "Severity", "Outcome"), rows)] if rows else []
+    dissociation = tuple(
+        (when(s.start), number(s.dissociation.value)) for s in summary.sessions if s.dissociation is not None
+    )
+    if dissociation:
+        tables.append(Table(("Session", "Dissociation after the infusion (CADSS total)"), dissociation))
+    return SectionText("safety", "Safety", paragraphs, tuple(tables), alerts)
 
 
 def problems(summary: Summary) -> SectionText:

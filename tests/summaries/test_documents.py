@@ -16,7 +16,7 @@ from integration.summaries.html_report import render_html
 from integration.summaries.pdf_report import render_pdf
 from tests.mappings.conformance import schema_errors
 from tests.summaries.cda_validation import schematron_failures, xsd_errors
-from tests.summaries.conftest import patient_fhir_id
+from tests.summaries.conftest import full_series_batch, patient_fhir_id, post_batch
 
 XHTML = "http://www.w3.org/1999/xhtml"
 LOINC = "http://loinc.org"
@@ -166,3 +166,23 @@ def test_safety_signal_leads_every_format(built, series):
     )
     assert "SAFETY SIGNAL" in plan["text"]["div"].split("</b>")[0]
     assert {e["reference"] for e in plan["entry"]} >= {x.reference for x in s.summary.safety_signals}
+
+
+def test_a_patient_with_nothing_recorded_yet(client, clinic_headers, builder):
+    """No sessions, no referral, no scores: every format still renders and validates, with null flavors
+    and empty reasons instead of invented content."""
+    body = full_series_batch()
+    body = {"practitioners": body["practitioners"], "patients": body["patients"][:1]}
+    post_batch(client, clinic_headers, body)
+    s = builder(patient_fhir_id(body["patients"][0]["id"]))
+    assert s.summary.sessions == () and s.summary.referral is None
+    bundle = document_bundle(s.summary, s.resources, base_url=s.base_url)
+    assert document_rule_errors(bundle) == []
+    assert schema_errors(bundle) == []
+    assert any("emptyReason" in x for x in bundle["entry"][0]["resource"]["section"])
+    document = consultation_note(s.summary, s.resources)
+    assert xsd_errors(document) == []
+    assert schematron_failures(document)[0] == []
+    assert b'nullFlavor="NI"' in document
+    assert render_html(s.summary).startswith("<!DOCTYPE html>")
+    assert render_pdf(s.summary).startswith(b"%PDF-")
