@@ -16,7 +16,9 @@ from matplotlib.figure import Figure
 
 from integration.summaries.model import Outcome, Session
 
-_STABLE = {"svg.hashsalt": "horizon-summaries"}  # SVG element ids from a fixed salt, not random
+# SVG element ids from a fixed salt, not random. Set once: rc_context() per render would swap the global
+# rcParams back and forth under concurrent requests.
+matplotlib.rcParams["svg.hashsalt"] = "horizon-summaries"
 _BAND_COLOURS = ("#e8f5e9", "#fffde7", "#fff3e0", "#ffebee", "#fce4ec")
 _METADATA = {"svg": {"Date": None, "Creator": None}, "png": {"Software": None}}
 
@@ -24,8 +26,7 @@ _METADATA = {"svg": {"Date": None, "Creator": None}, "png": {"Software": None}}
 def _render(fig: Figure, fmt: str) -> bytes:
     FigureCanvasAgg(fig)
     out = io.BytesIO()
-    with matplotlib.rc_context(_STABLE):
-        fig.savefig(out, format=fmt, dpi=110, metadata=_METADATA[fmt])
+    fig.savefig(out, format=fmt, dpi=110, metadata=_METADATA[fmt])
     return out.getvalue()
 
 
