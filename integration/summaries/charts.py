@@ -61,7 +61,7 @@ def trend_chart(outcome: Outcome, infusions: list[datetime], fmt: str = "svg") -
     _infusion_lines(ax, infusions)
     xs = [mdates.date2num(s.at) for s in outcome.scores]
     ys = [s.value for s in outcome.scores]
-    ax.plot(xs, ys, marker="o", color="#1565c0", linewidth=1.6, label=f"{outcome.title} total", zorder=3)
+    ax.plot(xs, ys, marker="o", color="#1565c0", linewidth=1.6, label=f"{outcome.title} score", zorder=3)
     if outcome.baseline is not None:
         ax.axhline(outcome.baseline.value, color="#90a4ae", linestyle="--", linewidth=0.8, label="baseline")
     ax.set_ylim(0, outcome.scale_max)

@@ -356,7 +356,9 @@ def _outcomes(
     first_infusion = min(
         (s.ketamine.start for s in sessions if s.ketamine and s.ketamine.start), default=None
     )
-    found: dict[str, tuple[InstrumentRule, list[tuple[Score, str | None]]]] = {}
+    infusion_start = {s.encounter: s.ketamine.start for s in sessions if s.ketamine and s.ketamine.start}
+    # Per rule: (score, timing code, encounter) of every final total-score Observation.
+    found: dict[str, tuple[InstrumentRule, list[tuple[Score, str | None, str | None]]]] = {}
     for obs in by_type.get("Observation", []):
         if obs.get("status") not in ("final", "amended", "corrected") or "valueQuantity" not in obs:
             continue
@@ -367,14 +369,17 @@ def _outcomes(
         value = float(obs["valueQuantity"]["value"])
         timing = (_extension(obs, _TIMING_EXT) or {}).get("valueCoding", {}).get("code")
         score = Score(_ref(obs), value, at, _band(rule, value))
-        found.setdefault(rule.key, (rule, []))[1].append((score, timing))
+        found.setdefault(rule.key, (rule, []))[1].append(
+            (score, timing, obs.get("encounter", {}).get("reference"))
+        )
+    for _rule, recorded in found.values():
+        recorded[:] = _pre_infusion(recorded, infusion_start)
     out = []
     for rule, scored in found.values():
-        scored.sort(key=lambda x: (x[0].at, x[0].reference))
-        baseline = next((s for s, t in scored if t == "baseline"), None)
+        baseline = next((s for s, t, _ in scored if t == "baseline"), None)
         if baseline is None and first_infusion is not None:
-            baseline = next((s for s, _ in scored if s.at < first_infusion), None)
-        in_period = [s for s, _ in scored if period.contains(s.at)]
+            baseline = next((s for s, _, _ in scored if s.at < first_infusion), None)
+        in_period = [s for s, _, _ in scored if period.contains(s.at)]
         latest = in_period[-1] if in_period else None
         if latest is not None and baseline is not None and latest.at <= baseline.at:
             latest = None
@@ -382,7 +387,7 @@ def _outcomes(
         if baseline and latest:
             change = round(latest.value - baseline.value, 2)
             pct = round(change / baseline.value * 100, 1) if baseline.value else None
-        shown = tuple(s for s, _ in scored if period.contains(s.at) or s is baseline)
+        shown = tuple(s for s, _, _ in scored if period.contains(s.at) or s is baseline)
         out.append(
             Outcome(
                 key=rule.key,
@@ -407,6 +412,23 @@ def _outcomes(
             )
         )
     return tuple(sorted(out, key=lambda o: o.key))
+
+
+def _pre_infusion(
+    recorded: list[tuple[Score, str | None, str | None]], infusion_start: Mapping[str, datetime]
+) -> list[tuple[Score, str | None, str | None]]:
+    """One score per infusion visit: the last recorded before the infusion started (readings during and
+    after it show its acute effect, not the course). Scores outside a visit are all kept. Oldest first."""
+    kept: list[tuple[Score, str | None, str | None]] = []
+    last_in_visit: dict[str, tuple[Score, str | None, str | None]] = {}
+    for item in sorted(recorded, key=lambda x: (x[0].at, x[0].reference)):
+        score, _, encounter = item
+        start = infusion_start.get(encounter) if encounter else None
+        if start is None:
+            kept.append(item)
+        elif score.at < start:
+            last_in_visit[encounter] = item  # type: ignore[index]
+    return sorted([*kept, *last_in_visit.values()], key=lambda x: (x[0].at, x[0].reference))
 
 
 def _signals(by_type: Mapping[str, list[Resource]], period: Period) -> tuple[SafetySignal, ...]:

@@ -75,7 +75,8 @@ def render_pdf(summary: Summary) -> bytes:
         story.extend(_p(alert, _ALERT) for alert in section.alerts)
         story.append(_p(section.title, _STYLES["Heading2"]))
         story.extend(_p(para) for para in section.paragraphs)
-        story.extend(_table(t) for t in section.tables)
+        for t in section.tables:
+            story.extend((Spacer(1, 4), _table(t), Spacer(1, 6)))
         if section.empty:
             story.append(_p("Nothing recorded."))
         if section.key == "outcomes":

@@ -172,7 +172,8 @@ def outcomes(summary: Summary) -> SectionText:
         "Outcome measures",
         (
             "Baseline: the assessment marked baseline, else the earliest before the first infusion."
-            " Latest: the last in the period. Change: latest minus baseline.",
+            " Latest: the last in the period. At an infusion visit only the last score before the infusion"
+            " counts. Change: latest minus baseline.",
             *definitions,
         ),
         (

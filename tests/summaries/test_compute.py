@@ -237,3 +237,18 @@ def test_item9_flag_is_a_safety_signal():
 def test_no_patient_is_an_error():
     with pytest.raises(SummaryError):
         summarize([care_plan()])
+
+
+def test_at_an_infusion_visit_only_the_last_score_before_the_infusion_counts():
+    def at_visit(oid: str, when: str, value: float) -> dict:
+        return {**phq9(oid, when, value), "encounter": {"reference": "Encounter/e2"}}
+
+    resources = [r for r in course(latest=9) if r["id"] not in ("q1", "q2")]
+    resources += [
+        at_visit("early", "2026-02-05T08:40:00-08:00", 14),
+        at_visit("pre", "2026-02-05T08:50:00-08:00", 12),
+        at_visit("during", "2026-02-05T09:30:00-08:00", 2),  # infusion runs 09:15-09:55: acute effect
+    ]
+    (o,) = summarize(resources).outcomes
+    assert [s.reference for s in o.scores] == ["Observation/q0", "Observation/pre"]
+    assert o.latest.value == 12
