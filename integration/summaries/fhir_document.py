@@ -120,8 +120,19 @@ def _composition(summary: Summary, entries: dict[str, list[str]], base_url: str)
             }
         sections.append(out)
     org = summary.clinic.organization_reference
+    overview = text.SectionText(
+        "overview",
+        "Treatment summary",
+        (
+            f"Treatment summary for {summary.patient.name}, {text.period_text(summary)}:"
+            f" {len(summary.sessions)} session(s), cumulative ketamine"
+            f" {text.number(summary.ketamine_total_mg, 'mg')}, {len(summary.safety_signals)} PHQ-9 item-9"
+            f" safety signal(s). From {summary.clinic.name}.",
+        ),
+    )
     composition: dict[str, Any] = {
         "resourceType": "Composition",
+        "text": {"status": "generated", "div": fhir_div(overview)},
         "status": "final",
         "type": {"coding": [CONSULT_NOTE]},
         "subject": {"reference": summary.patient.reference, "display": summary.patient.name},
