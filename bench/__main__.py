@@ -1,6 +1,6 @@
 """`python -m bench`: run every benchmark and print its figures."""
 
-from bench import intake, mappings, validation
+from bench import intake, mappings, summaries, validation
 
 
 def main() -> None:
@@ -9,6 +9,8 @@ def main() -> None:
     mappings.main()
     print()
     intake.main()
+    print()
+    summaries.main()
 
 
 if __name__ == "__main__":
