@@ -176,25 +176,25 @@ def test_response_needs_a_positive_baseline():
     assert judge_response(10, 12, 50, "def.").met is False  # worse is no response
 
 
-def test_remission_is_not_assessed_while_the_threshold_is_only_corroborated():
-    (o,) = summarize(course(latest=3)).outcomes
-    assert o.remission.met is None
-    assert "marks this threshold C" in o.remission.definition
+def test_remission_with_a_corroborated_threshold_names_its_source():
+    (below,) = summarize(course(latest=4)).outcomes
+    (at,) = summarize(course(latest=5)).outcomes
+    assert below.remission.met is True  # PHQ-9 < 5
+    assert at.remission.met is False  # 5 is not below 5
+    assert "corroborated: ICSI guideline" in below.remission.definition
 
 
 def test_remission_with_a_verified_threshold(tmp_path):
     catalogue = v_marked_catalogue(tmp_path)
     (below,) = summarize(course(latest=4), catalogue=catalogue).outcomes
-    (at,) = summarize(course(latest=5), catalogue=catalogue).outcomes
-    assert below.remission.met is True  # PHQ-9 < 5
-    assert at.remission.met is False  # 5 is not below 5
-    assert below.remission.definition == "Remission: PHQ-9 total below 5"
+    assert below.remission.met is True
 
 
-def test_an_unknown_mark_is_refused_only_by_being_not_assessed(tmp_path):
+def test_an_unverified_threshold_is_not_assessed(tmp_path):
     catalogue = v_marked_catalogue(tmp_path, mark="UNVERIFIED")
     (o,) = summarize(course(latest=2), catalogue=catalogue).outcomes
     assert o.remission.met is None
+    assert "marks this threshold UNVERIFIED" in o.remission.definition
 
 
 def test_exposure_safety_extremes_and_plan():
