@@ -175,13 +175,13 @@ def _find_client(client_id: str) -> SmartClient | None:
         return SmartClientRepository(conn).get(client_id)
 
 
-def _keys_of(client: SmartClient) -> Keys:
+def _keys_of(client: SmartClient, kid: str) -> Keys:
     if client.jwks is not None:
         return stored_keys(client.jwks)
     url = client.jwks_url or ""
     # Checked again on every use: taking a prefix off the allow-list disables its clients at once.
     check_jwks_url(url, parse_allowlist(_settings().smart_jwks_url_allowlist))
-    return current_app.extensions[_JWKS_CACHE].keys(url)
+    return current_app.extensions[_JWKS_CACHE].keys(url, kid)
 
 
 def _purge_expired(client_id: str, now: datetime) -> None:

@@ -58,7 +58,7 @@ def verify_assertion(
     *,
     token_url: str,
     find_client: Callable[[str], SmartClient | None],
-    keys_of: Callable[[SmartClient], Keys],
+    keys_of: Callable[[SmartClient, str], Keys],
     now: float,
 ) -> VerifiedAssertion:
     """Check header, issuer, key, signature and claims of `assertion`; raise TokenRefusal on any failure."""
@@ -87,7 +87,7 @@ def verify_assertion(
     if client.revoked_at is not None:
         raise _refuse("revoked_client", client_id=client.client_id)
     try:
-        key = verification_key(keys_of(client), kid, alg)
+        key = verification_key(keys_of(client, kid), kid, alg)
     except JwksError:
         raise _refuse("jwks_unavailable", "the client's keys cannot be obtained", client.client_id) from None
     if key is None:

@@ -154,23 +154,33 @@ def _is_loopback(host: str | None) -> bool:
 
 
 class JwksCache:
-    """Fetched key sets by URL, each reused for `ttl_seconds`; a failed fetch is never cached."""
+    """Fetched key sets by URL, each reused for `ttl_seconds`; a failed fetch is never cached.
 
-    def __init__(self, ttl_seconds: int, clock: Callable[[], float] = time.monotonic) -> None:
+    A kid missing from a cached set means the client rotated its keys: the set is fetched again at
+    once, but at most once per `refetch_seconds` per URL, so assertions naming made-up kids cannot
+    turn this server into a load generator against the client's JWKS host.
+    """
+
+    def __init__(
+        self, ttl_seconds: int, clock: Callable[[], float] = time.monotonic, refetch_seconds: float = 30.0
+    ) -> None:
         self._ttl = ttl_seconds
+        self._refetch = refetch_seconds
         self._clock = clock
         self._lock = threading.Lock()
-        self._entries: dict[str, tuple[float, Keys]] = {}
+        self._entries: dict[str, tuple[float, float, Keys]] = {}  # url -> (fetched at, expires at, keys)
 
-    def keys(self, url: str) -> Keys:
+    def keys(self, url: str, kid: str | None = None) -> Keys:
         now = self._clock()
         with self._lock:
             cached = self._entries.get(url)
-        if cached is not None and cached[0] > now:
-            return cached[1]
+        if cached is not None and cached[1] > now:
+            fetched_at, _, keys = cached
+            if kid is None or kid in keys or now - fetched_at < self._refetch:
+                return keys
         keys = fetch_jwks(url)
         with self._lock:
-            self._entries[url] = (now + self._ttl, keys)
+            self._entries[url] = (now, now + self._ttl, keys)
         return keys
 
 

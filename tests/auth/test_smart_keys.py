@@ -161,3 +161,17 @@ def test_failed_fetches_are_not_cached_and_large_sets_are_refused(jwks_server):
     assert set(cache.keys(url)) == {"a"}
     with pytest.raises(JwksError, match="cannot be fetched"):
         JwksCache(60).keys("http://127.0.0.1:1/closed.json")
+
+
+def test_an_unknown_kid_refetches_at_once_but_at_most_once_per_interval(jwks_server):
+    now = [1000.0]
+    cache = JwksCache(ttl_seconds=300, clock=lambda: now[0], refetch_seconds=30)
+    url = jwks_server.publish("/k.json", {"keys": [public_jwk(rsa_key(), "a")]})
+    assert set(cache.keys(url, "a")) == {"a"}
+    jwks_server.publish("/k.json", {"keys": [public_jwk(rsa_key(), "b")]})  # the client rotated
+    now[0] += 5
+    assert set(cache.keys(url, "b")) == {"a"}  # fetched 5 s ago: a made-up kid costs no fetch
+    now[0] += 30
+    assert set(cache.keys(url, "b")) == {"b"}  # a new kid after the interval: fetched before expiry
+    assert set(cache.keys(url, "zzz")) == {"b"}  # and not fetched again for another unknown kid
+    assert len(jwks_server.hits) == 2
