@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from flask import Flask
 
 from integration.auth.smart_clients import SmartClientRepository
+from integration.store.audit import AuditEntry, AuditRepository
 from integration.store.db import is_sqlite
 
 
@@ -39,11 +42,43 @@ def purge_expired_smart_credentials(app: Flask) -> dict[str, Any]:
     return {"removed": removed}
 
 
+class _AppIntake:
+    """The drop folder's way into the store: the API's intake, the audit entry committed with the records."""
+
+    def __init__(self, app: Flask) -> None:
+        self._db = app.extensions["horizon.db"]
+        self._ctx = app.extensions["horizon.mapping"]
+
+    def ingest(self, pairs: list[tuple[str, dict]], source: str, audit: AuditEntry) -> list[Any]:
+        from integration.ingest.service import ingest
+
+        return ingest(self._db, pairs, ctx=self._ctx, source=source, audit=audit, audit_outcome=lambda _: 200)
+
+    def refused(self, audit: AuditEntry) -> None:
+        with self._db.writer() as conn:
+            AuditRepository(conn).record(audit)
+
+
+def poll_drop_folder(app: Flask) -> dict[str, Any]:
+    """Take the exports waiting in the drop folder's inbox (see integration/ingest/drop_folder.py)."""
+    from integration.ingest import drop_folder
+
+    settings = app.config["HORIZON_SETTINGS"]
+    taken = drop_folder.poll(
+        Path(settings.drop_folder), _AppIntake(app), min_age=settings.drop_folder_min_age_seconds
+    )
+    return {"taken": len(taken), "by_folder": dict(Counter(t.folder for t in taken))}
+
+
 def jobs_for(app: Flask) -> list[JobSpec]:
     """The jobs this deployment runs (sync, summaries and export cleanup join this list)."""
     specs: list[JobSpec] = [
         JobSpec("smart-credentials-purge", purge_expired_smart_credentials, "interval", {"minutes": 15})
     ]
+    settings = app.config["HORIZON_SETTINGS"]
+    if settings.drop_folder:
+        every = {"seconds": settings.drop_folder_poll_seconds}
+        specs.append(JobSpec("drop-folder", poll_drop_folder, "interval", every))
     if is_sqlite(app.extensions["horizon.db"].engine):
         specs.append(JobSpec("sqlite-checkpoint", checkpoint_sqlite, "interval", {"minutes": 5}))
     return specs

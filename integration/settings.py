@@ -105,6 +105,22 @@ class Settings:
         "the database; back it up like any secret. Managed with `flask --app wsgi keys ...`.",
     )
 
+    drop_folder: str = setting(
+        "HORIZON_DROP_FOLDER",
+        "",
+        "Folder the charting system drops CSV/XML exports into (its inbox/ subfolder), taken in by the "
+        "scheduler and filed under done/, rejected/ or failed/ with a report. Empty: no drop folder.",
+    )
+    drop_folder_poll_seconds: int = setting(
+        "HORIZON_DROP_FOLDER_POLL_SECONDS", 30, "Seconds between two looks into the drop folder's inbox."
+    )
+    drop_folder_min_age_seconds: int = setting(
+        "HORIZON_DROP_FOLDER_MIN_AGE_SECONDS",
+        10,
+        "An inbox entry is taken only once nothing in it changed for this long (a file still being "
+        "written waits for the next poll).",
+    )
+
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         """Build settings from defaults, the config file, the environment and explicit overrides."""

@@ -14,21 +14,8 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
-from integration.ingest.csv_reader import read_csv
 from integration.ingest.export_fields import ReaderError
-from integration.ingest.xml_reader import read_xml
-
-
-def read_export(path: Path) -> tuple[str, list[tuple[str, dict]]]:
-    """(source, records) of an export at `path`: an .xml file or a folder of CSV files."""
-    if path.is_dir():
-        files = {p.name: p.read_bytes() for p in sorted(path.glob("*.csv")) if p.is_file()}
-        if not files:
-            raise click.ClickException(f"{path} holds no .csv files")
-        return "csv", read_csv(files)
-    if path.is_file() and path.suffix.lower() == ".xml":
-        return "xml", read_xml(path.read_bytes(), name=path.name)
-    raise click.ClickException(f"{path} is neither an .xml file nor a folder of CSV files")
+from integration.ingest.exports import read_export, rejections, tally
 
 
 @click.command("import")
@@ -44,14 +31,9 @@ def import_command(path: Path) -> None:
         raise click.ClickException(str(exc)) from None
     db = current_app.extensions["horizon.db"]
     outcomes = ingest(db, pairs, ctx=current_app.extensions["horizon.mapping"], source=source)
-    counts = {"accepted": 0, "unchanged": 0, "rejected": 0}
-    for o in outcomes:
-        counts[o.status] = counts.get(o.status, 0) + 1
+    counts = tally(outcomes)
     click.echo(" ".join(f"{k}={v}" for k, v in counts.items()))
-    for o in outcomes:
-        if o.status != "rejected":
-            continue
-        for e in o.errors:
-            click.echo(f"rejected {e.kind} {e.id or '-'} {e.path or '-'} {e.rule}")
+    for e in rejections(outcomes):
+        click.echo(f"rejected {e['kind']} {e['id'] or '-'} {e['path'] or '-'} {e['rule']}")
     if counts["rejected"]:
         raise SystemExit(1)
