@@ -1,4 +1,4 @@
-"""The FHIR REST surface as a table of thin handlers: metadata, read, vread, instance history.
+"""The FHIR REST surface as a table of thin handlers: metadata, read, vread, history, search.
 
 Every PHI read needs a SMART access token whose scopes cover the interaction, and is audited.
 Bodies are the stored bytes. Clients restricted to a Group see only its members' data
@@ -21,6 +21,8 @@ from integration.auth.smart_clients import Grant
 from integration.fhir_api.capability import SERVED_TYPES, capability_statement
 from integration.fhir_api.compartment import patient_scope
 from integration.fhir_api.outcomes import operation_outcome, render
+from integration.fhir_api.search_api import prefers_strict, search
+from integration.fhir_api.search_query import SearchError
 from integration.http_errors import ApiError
 from integration.store.resources import ResourceRepository, StoredResource
 
@@ -44,6 +46,11 @@ class FhirError(ApiError):
 @bp.errorhandler(ApiError)
 def _outcome(exc: ApiError) -> Response:
     return operation_outcome(exc.status, exc.message, exc.headers, g.get("fhir_format", "json"))
+
+
+@bp.errorhandler(SearchError)
+def _bad_search(exc: SearchError) -> Response:
+    return operation_outcome(400, str(exc), None, g.get("fhir_format", "json"))
 
 
 @bp.before_request
@@ -75,6 +82,23 @@ def metadata() -> Response:
     settings = current_app.config["HORIZON_SETTINGS"]
     statement = capability_statement(token_url(settings), _software_version(), _PUBLISHED)
     return render(statement, g.fhir_format)
+
+
+@bp.get("/<resource_type>")
+def search_type(resource_type: str) -> Response:
+    grant = _granted(resource_type, "search-type")
+    pairs = list(request.args.items(multi=True))
+    return search(resource_type, grant, pairs, prefers_strict(request.headers.get("Prefer")), g.fhir_format)
+
+
+@bp.post("/<resource_type>/_search")
+def search_type_post(resource_type: str) -> Response:
+    """The same search with parameters in a form body (R4 3.1.1.0.1), answered like the GET."""
+    if request.mimetype != "application/x-www-form-urlencoded":
+        raise FhirError(415, "unsupported-media-type", "POST _search takes application/x-www-form-urlencoded")
+    grant = _granted(resource_type, "search-type")
+    pairs = [*request.args.items(multi=True), *request.form.items(multi=True)]
+    return search(resource_type, grant, pairs, prefers_strict(request.headers.get("Prefer")), g.fhir_format)
 
 
 @bp.get("/<resource_type>/<resource_id>")
