@@ -99,7 +99,8 @@ def test_paging_is_keyset_and_stable_while_data_arrives(client, db, clinic_heade
     seen = ids(first)
     assert "total" not in first and len(seen) == 40
     path = relative(link(first, "next"))
-    store(client, clinic_headers, seed=77, patients=2, sessions=1, mrn_prefix="MRN9")  # new data between pages
+    # New patients and sessions written between pages.
+    store(client, clinic_headers, seed=77, patients=2, sessions=1, mrn_prefix="MRN9")
     while path:
         page = _get(client, headers, path)
         seen += ids(page)
