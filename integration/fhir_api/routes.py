@@ -12,16 +12,17 @@ from email.utils import format_datetime, parsedate_to_datetime
 from functools import cache
 from importlib.metadata import version
 
-import orjson
 from flask import Blueprint, Response, current_app, g, request
 
 from integration.audit import audit
-from integration.auth.smart import require_scope, token_url
+from integration.auth.smart import SmartAuthError, require_scope, token_url
 from integration.auth.smart_clients import Grant
 from integration.fhir_api.capability import SERVED_TYPES, capability_statement
 from integration.fhir_api.compartment import patient_scope
+from integration.fhir_api.history_api import history as history_of
+from integration.fhir_api.history_api import history_entry
 from integration.fhir_api.outcomes import operation_outcome, render
-from integration.fhir_api.search_api import prefers_strict, search
+from integration.fhir_api.search_api import fhir_base, prefers_strict, search
 from integration.fhir_api.search_query import SearchError
 from integration.http_errors import ApiError
 from integration.store.resources import ResourceRepository, StoredResource
@@ -101,6 +102,29 @@ def search_type_post(resource_type: str) -> Response:
     return search(resource_type, grant, pairs, prefers_strict(request.headers.get("Prefer")), g.fhir_format)
 
 
+@bp.get("/<resource_type>/_history")
+def history_type(resource_type: str) -> Response:
+    grant = _granted(resource_type, "history-type")
+    return history_of([resource_type], grant, list(request.args.items(multi=True)), g.fhir_format)
+
+
+@bp.get("/_history")
+def history_system() -> Response:
+    """All types at once, limited to the types the token's scopes allow (403 when none)."""
+    refusal: SmartAuthError | None = None
+    for resource_type in SERVED_TYPES:
+        try:
+            grant = require_scope(resource_type, "history-system")
+        except SmartAuthError as exc:
+            if exc.status != 403:
+                raise
+            refusal = exc
+            continue
+        types = [t for t in SERVED_TYPES if grant.allows(t, "history-system")]
+        return history_of(types, grant, list(request.args.items(multi=True)), g.fhir_format, system=True)
+    raise refusal or FhirError(403, "forbidden", "no resource type is in scope")
+
+
 @bp.get("/<resource_type>/<resource_id>")
 def read(resource_type: str, resource_id: str) -> Response:
     return _one(resource_type, resource_id, None)
@@ -129,7 +153,12 @@ def history(resource_type: str, resource_id: str) -> Response:
         "resourceType": "Bundle",
         "type": "history",
         "total": len(versions),
-        "entry": [_history_entry(v) for v in reversed(versions)],
+        "entry": [
+            history_entry(
+                fhir_base(), v.resource_type, v.id, v.version_id, v.deleted, v.content, v.last_updated
+            )
+            for v in reversed(versions)
+        ],
     }
     return render(bundle, g.fhir_format)
 
@@ -189,22 +218,3 @@ def _not_modified(stored: StoredResource) -> bool:
             moment = moment.replace(tzinfo=UTC)
         return stored.last_updated.replace(microsecond=0) <= moment
     return False
-
-
-def _history_entry(v: StoredResource) -> dict[str, object]:
-    url = f"{v.resource_type}/{v.id}/_history/{v.version_id}"
-    if v.deleted:
-        return {
-            "request": {"method": "DELETE", "url": f"{v.resource_type}/{v.id}"},
-            "response": {"status": "410 Gone", "lastModified": v.last_updated.isoformat()},
-        }
-    return {
-        "fullUrl": url,
-        "resource": orjson.loads(v.content or "{}"),
-        "request": {"method": "PUT", "url": f"{v.resource_type}/{v.id}"},
-        "response": {
-            "status": "200 OK",
-            "etag": f'W/"{v.version_id}"',
-            "lastModified": v.last_updated.isoformat(),
-        },
-    }

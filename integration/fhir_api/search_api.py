@@ -81,7 +81,7 @@ def search(
     if len(patients) == 1:
         entry.patient_id = patients[0]
     bundle = _bundle(query, base, total, entries, cursor)
-    return render(orjson.loads(orjson.dumps(bundle)) if fmt == "xml" else bundle, fmt)
+    return render(bundle, fmt)
 
 
 def _bundle(
@@ -149,7 +149,7 @@ def _included(
         rows = conn.execute(
             select(R.id, R.content, R.patient_id)
             .where(R.resource_type == resource_type, R.id.in_(chunk), R.deleted.is_(False))
-            .where(visible(scope, resource_type))
+            .where(visible(scope))
             .order_by(R.id)
         )
         found += [(resource_type, row) for row in rows]

@@ -40,21 +40,23 @@ def count_query(query: SearchQuery, scope: PatientScope) -> Select[Any]:
     return select(func.count()).select_from(fhir_resource).where(*_where(query, scope))
 
 
-def visible(scope: PatientScope, resource_type: str | ColumnElement[str]) -> ColumnElement[bool]:
-    """The compartment rule as SQL on the resource table (see PatientScope.allows)."""
+def visible(scope: PatientScope, columns: Any = R) -> ColumnElement[bool]:
+    """The compartment rule (PatientScope.allows) as SQL on a table with resource_type, an id
+    column (`id` or `resource_id`) and patient_id."""
     if scope.unrestricted:
         return true()
-    members = R.patient_id.in_(sorted(scope.patients or ())) if scope.patients else false()
-    patient_ok = or_(R.patient_id.is_(None), members)
-    group_ok = or_(R.resource_type != "Group", R.id == (scope.group_id or ""))
-    return and_(patient_ok, group_ok)
+    patient_id = columns.patient_id
+    members = patient_id.in_(sorted(scope.patients or ())) if scope.patients else false()
+    resource_id = columns.id if "id" in columns else columns.resource_id
+    group_ok = or_(columns.resource_type != "Group", resource_id == (scope.group_id or ""))
+    return and_(or_(patient_id.is_(None), members), group_ok)
 
 
 def _where(query: SearchQuery, scope: PatientScope) -> list[ColumnElement[bool]]:
     clauses: list[ColumnElement[bool]] = [
         R.resource_type == query.resource_type,
         R.deleted.is_(False),
-        visible(scope, query.resource_type),
+        visible(scope),
     ]
     ordered = sorted(query.criteria, key=lambda c: _DRIVE_ORDER[c.type if c.param else c.name])
     driver = next((c for c in ordered if c.param is not None), None)
