@@ -1,4 +1,4 @@
-"""Flask CLI commands: `flask --app wsgi db|tokens|clients|keys|import|scheduler|demo ...`."""
+"""Flask CLI commands: `flask --app wsgi db|tokens|clients|keys|import|fhir|scheduler|demo ...`."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from integration.auth.signing_keys_cli import keys_cli
 from integration.auth.smart_cli import clients_cli
 from integration.ingest.import_cli import import_command
 from integration.store import migrate
+from integration.store.search_cli import fhir_cli
 from integration.store.tokens import ROLES, DuplicateTokenName, TokenRepository
 
 db_cli = AppGroup("db", help="Database schema.")
@@ -29,6 +30,7 @@ def register(app: Flask) -> None:
     app.cli.add_command(scheduler_command)
     app.cli.add_command(demo_command)
     app.cli.add_command(import_command)
+    app.cli.add_command(fhir_cli)
 
 
 def _db():  # noqa: ANN202

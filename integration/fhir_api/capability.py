@@ -4,10 +4,34 @@ from __future__ import annotations
 
 from typing import Any
 
+from integration.fhir_api.search_query import sort_keys
+from integration.store.search_params import COMMON, params_for, reference_params_to
 from mappings.ids import RESOURCE_TYPE
 
 SERVED_TYPES = tuple(sorted(set(RESOURCE_TYPE.values()) | {"Group"}))  # Groups: one per referrer
-INTERACTIONS = ("read", "vread", "history-instance")
+INTERACTIONS = ("read", "vread", "history-instance", "history-type", "search-type")
+SYSTEM_INTERACTIONS = ("history-system",)
+
+
+def search_capabilities(resource_type: str) -> dict[str, Any]:
+    """The search part of one type's entry, from the same table the index and the parser use."""
+    defined = params_for(resource_type).values()
+    params: list[dict[str, str]] = [
+        {"name": name, "type": "token" if name == "_id" else kind} for name, kind in COMMON.items()
+    ]
+    params += [{"name": p.name, "type": p.type} for p in defined]
+    entry: dict[str, Any] = {"searchParam": params}
+    includes = [f"{resource_type}:{p.name}" for p in defined if p.type == "reference"]
+    revincludes = sorted(f"{p.resource_type}:{p.name}" for p in reference_params_to(resource_type))
+    if includes:
+        entry["searchInclude"] = includes
+    if revincludes:
+        entry["searchRevInclude"] = revincludes
+    entry["documentation"] = (
+        f"_sort: {', '.join(sort_keys(resource_type))} (prefix - for descending); _count (max 1000), "
+        "_summary=count, _total, paging by next links; Prefer: handling=strict rejects unknown parameters"
+    )
+    return entry
 
 
 def capability_statement(token_url: str, software_version: str, published: str) -> dict[str, Any]:
@@ -47,9 +71,11 @@ def capability_statement(token_url: str, software_version: str, published: str) 
                         "type": t,
                         "interaction": [{"code": code} for code in INTERACTIONS],
                         "versioning": "versioned",
+                        **search_capabilities(t),
                     }
                     for t in SERVED_TYPES
                 ],
+                "interaction": [{"code": code} for code in SYSTEM_INTERACTIONS],
             }
         ],
     }

@@ -22,7 +22,8 @@ def render(
 ) -> Response:
     """A FHIR resource as a response in `fmt` ("json" or "xml")."""
     if fmt == "xml":
-        data = orjson.loads(body) if isinstance(body, bytes | str) else body
+        # A dict may carry stored bytes as orjson.Fragment (bundles): one round trip makes it plain.
+        data = orjson.loads(body if isinstance(body, bytes | str) else orjson.dumps(body))
         model = get_fhir_model_class(data["resourceType"]).model_validate(data)
         response = Response(model.model_dump_xml(), status=status, content_type=FHIR_XML)
     else:
@@ -42,6 +43,7 @@ ISSUE_OF_STATUS: dict[int, tuple[str, str]] = {
     405: ("error", "not-supported"),
     406: ("error", "not-supported"),
     410: ("error", "deleted"),
+    415: ("error", "not-supported"),
     500: ("fatal", "exception"),
 }
 

@@ -1,4 +1,4 @@
-"""The FHIR REST surface as a table of thin handlers: metadata, read, vread, instance history.
+"""The FHIR REST surface as a table of thin handlers: metadata, read, vread, history, search.
 
 Every PHI read needs a SMART access token whose scopes cover the interaction, and is audited.
 Bodies are the stored bytes. Clients restricted to a Group see only its members' data
@@ -12,15 +12,18 @@ from email.utils import format_datetime, parsedate_to_datetime
 from functools import cache
 from importlib.metadata import version
 
-import orjson
 from flask import Blueprint, Response, current_app, g, request
 
 from integration.audit import audit
-from integration.auth.smart import require_scope, token_url
+from integration.auth.smart import SmartAuthError, require_scope, token_url
 from integration.auth.smart_clients import Grant
 from integration.fhir_api.capability import SERVED_TYPES, capability_statement
 from integration.fhir_api.compartment import patient_scope
+from integration.fhir_api.history_api import history as history_of
+from integration.fhir_api.history_api import history_entry
 from integration.fhir_api.outcomes import operation_outcome, render
+from integration.fhir_api.search_api import fhir_base, prefers_strict, search
+from integration.fhir_api.search_query import SearchError
 from integration.http_errors import ApiError
 from integration.store.resources import ResourceRepository, StoredResource
 
@@ -44,6 +47,11 @@ class FhirError(ApiError):
 @bp.errorhandler(ApiError)
 def _outcome(exc: ApiError) -> Response:
     return operation_outcome(exc.status, exc.message, exc.headers, g.get("fhir_format", "json"))
+
+
+@bp.errorhandler(SearchError)
+def _bad_search(exc: SearchError) -> Response:
+    return operation_outcome(400, str(exc), None, g.get("fhir_format", "json"))
 
 
 @bp.before_request
@@ -77,6 +85,46 @@ def metadata() -> Response:
     return render(statement, g.fhir_format)
 
 
+@bp.get("/<resource_type>")
+def search_type(resource_type: str) -> Response:
+    grant = _granted(resource_type, "search-type")
+    pairs = list(request.args.items(multi=True))
+    return search(resource_type, grant, pairs, prefers_strict(request.headers.get("Prefer")), g.fhir_format)
+
+
+@bp.post("/<resource_type>/_search")
+def search_type_post(resource_type: str) -> Response:
+    """The same search with parameters in a form body (R4 3.1.1.0.1), answered like the GET."""
+    if request.mimetype != "application/x-www-form-urlencoded":
+        raise FhirError(415, "unsupported-media-type", "POST _search takes application/x-www-form-urlencoded")
+    grant = _granted(resource_type, "search-type")
+    pairs = [*request.args.items(multi=True), *request.form.items(multi=True)]
+    return search(resource_type, grant, pairs, prefers_strict(request.headers.get("Prefer")), g.fhir_format)
+
+
+@bp.get("/<resource_type>/_history")
+def history_type(resource_type: str) -> Response:
+    grant = _granted(resource_type, "history-type")
+    return history_of([resource_type], grant, list(request.args.items(multi=True)), g.fhir_format)
+
+
+@bp.get("/_history")
+def history_system() -> Response:
+    """All types at once, limited to the types the token's scopes allow (403 when none)."""
+    refusal: SmartAuthError | None = None
+    for resource_type in SERVED_TYPES:
+        try:
+            grant = require_scope(resource_type, "history-system")
+        except SmartAuthError as exc:
+            if exc.status != 403:
+                raise
+            refusal = exc
+            continue
+        types = [t for t in SERVED_TYPES if grant.allows(t, "history-system")]
+        return history_of(types, grant, list(request.args.items(multi=True)), g.fhir_format, system=True)
+    raise refusal or FhirError(403, "forbidden", "no resource type is in scope")
+
+
 @bp.get("/<resource_type>/<resource_id>")
 def read(resource_type: str, resource_id: str) -> Response:
     return _one(resource_type, resource_id, None)
@@ -105,7 +153,12 @@ def history(resource_type: str, resource_id: str) -> Response:
         "resourceType": "Bundle",
         "type": "history",
         "total": len(versions),
-        "entry": [_history_entry(v) for v in reversed(versions)],
+        "entry": [
+            history_entry(
+                fhir_base(), v.resource_type, v.id, v.version_id, v.deleted, v.content, v.last_updated
+            )
+            for v in reversed(versions)
+        ],
     }
     return render(bundle, g.fhir_format)
 
@@ -165,22 +218,3 @@ def _not_modified(stored: StoredResource) -> bool:
             moment = moment.replace(tzinfo=UTC)
         return stored.last_updated.replace(microsecond=0) <= moment
     return False
-
-
-def _history_entry(v: StoredResource) -> dict[str, object]:
-    url = f"{v.resource_type}/{v.id}/_history/{v.version_id}"
-    if v.deleted:
-        return {
-            "request": {"method": "DELETE", "url": f"{v.resource_type}/{v.id}"},
-            "response": {"status": "410 Gone", "lastModified": v.last_updated.isoformat()},
-        }
-    return {
-        "fullUrl": url,
-        "resource": orjson.loads(v.content or "{}"),
-        "request": {"method": "PUT", "url": f"{v.resource_type}/{v.id}"},
-        "response": {
-            "status": "200 OK",
-            "etag": f'W/"{v.version_id}"',
-            "lastModified": v.last_updated.isoformat(),
-        },
-    }

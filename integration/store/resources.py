@@ -15,6 +15,7 @@ from sqlalchemy import Connection, delete, insert, select, text, update
 
 from integration.store.keys import grouped_chunks
 from integration.store.schema import change_feed, fhir_resource, fhir_resource_source, fhir_resource_version
+from integration.store.search_index import SearchIndex
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,7 +152,7 @@ class ResourceRepository:
             )
 
     def write(self, writes: Sequence[ResourceWrite], *, now: datetime) -> None:
-        """Append the versions to history and the change feed, and move the current rows."""
+        """Append the versions to history and the change feed, move the current rows and the search index."""
         if not writes:
             return
         versions = [{**_current_row(w, now), "resource_type": w.resource_type, "id": w.id} for w in writes]
@@ -182,6 +183,9 @@ class ResourceRepository:
                 .where(t.resource_type == w.resource_type, t.id == w.id, t.version_id == w.version_id - 1)
                 .values(**_current_row(w, now))
             )
+        index = SearchIndex(self._conn)
+        index.replace([(w.resource_type, w.id, w.content) for w in writes if w.version_id == 1], fresh=True)
+        index.replace([(w.resource_type, w.id, w.content) for w in writes if w.version_id > 1])
 
     def read(
         self, resource_type: str, resource_id: str, version_id: int | None = None

@@ -244,3 +244,62 @@ smart_access_token = Table(
     Index(None, "client_id"),
     Index(None, "expires_at"),
 )
+
+# --- FHIR search index (search) ---------------------------------------------------------------
+# Values of every search parameter (store/search_params.json) of every current, non-deleted
+# resource, one typed table per parameter type, replaced in the transaction that writes the
+# version. Each table has a value index led by (resource_type, param, value) that drives a search,
+# and a (resource_type, resource_id, param) index that checks one more parameter of a candidate and
+# replaces a resource's rows.
+fhir_search_token = Table(
+    "fhir_search_token",
+    metadata,
+    Column("resource_type", String(64), nullable=False),
+    Column("resource_id", String(64), nullable=False),
+    Column("param", String(64), nullable=False),
+    Column("system", String(512), nullable=True),
+    Column("code", String(512), nullable=False),
+    Index(None, "resource_type", "param", "code", "system", "resource_id"),
+    Index(None, "resource_type", "resource_id", "param"),
+)
+
+fhir_search_string = Table(
+    "fhir_search_string",
+    metadata,
+    Column("resource_type", String(64), nullable=False),
+    Column("resource_id", String(64), nullable=False),
+    Column("param", String(64), nullable=False),
+    Column("value", String(255), nullable=False),  # casefolded, accents removed
+    Column("exact", String(255), nullable=False),  # as written, for :exact
+    Index(None, "resource_type", "param", "value", "resource_id"),
+    Index(None, "resource_type", "resource_id", "param"),
+)
+
+fhir_search_date = Table(
+    "fhir_search_date",
+    metadata,
+    Column("resource_type", String(64), nullable=False),
+    Column("resource_id", String(64), nullable=False),
+    Column("param", String(64), nullable=False),
+    Column("low", UtcDateTime(), nullable=False),
+    Column("high", UtcDateTime(), nullable=False),
+    Index(None, "resource_type", "param", "low", "high"),
+    Index(None, "resource_type", "resource_id", "param"),
+)
+
+fhir_search_reference = Table(
+    "fhir_search_reference",
+    metadata,
+    Column("resource_type", String(64), nullable=False),
+    Column("resource_id", String(64), nullable=False),
+    Column("param", String(64), nullable=False),
+    Column("target_type", String(64), nullable=True),
+    Column("target_id", String(64), nullable=False),
+    Index(None, "resource_type", "param", "target_id", "target_type", "resource_id"),
+    Index(None, "resource_type", "resource_id", "param"),
+)
+
+# Type-level and system-level history page through the change feed newest first.
+change_feed_by_type = Index(
+    "ix_change_feed_resource_type_seq", change_feed.c.resource_type, change_feed.c.seq
+)

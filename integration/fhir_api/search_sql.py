@@ -1,0 +1,172 @@
+"""A parsed search as SQL over the resource table and the search index, for SQLite and PostgreSQL.
+
+Each criterion becomes a semi-join on its index table: the most selective-looking one (`_id`,
+references, then tokens, strings, dates) drives the query through its value index; the others
+are checked per candidate through the (resource_type, resource_id, param) index. Paging is keyset:
+rows come in (sort keys..., id) order and a page continues strictly after the last row of the
+previous one, so rows written meanwhile never shift a page (no skipped or repeated resources).
+The compartment rule (`compartment.py`) is part of the WHERE clause of every query.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, and_, exists, false, func, literal, not_, or_, select, true
+
+from integration.fhir_api.compartment import PatientScope
+from integration.fhir_api.search_query import Criterion, SearchError, SearchQuery
+from integration.store.schema import UtcDateTime, fhir_resource, fhir_search_date
+from integration.store.search_extract import LOWEST
+from integration.store.search_index import TABLES
+
+R = fhir_resource.c
+_DRIVE_ORDER = {"_id": 0, "reference": 1, "token": 2, "uri": 2, "string": 3, "date": 4, "_lastUpdated": 5}
+
+
+def page_query(query: SearchQuery, scope: PatientScope) -> tuple[Select[Any], list[bool]]:
+    """The page's rows (id, content, patient_id, last_updated, k0..kn) and which keys are datetimes."""
+    keys = _sort_keys(query)
+    columns = [expr.label(f"k{i}") for i, (expr, _, _) in enumerate(keys)]
+    stmt = select(R.id, R.content, R.patient_id, R.last_updated, *columns).where(*_where(query, scope))
+    if query.cursor is not None:
+        stmt = stmt.where(_after(keys, _cursor_values(query.cursor, keys)))
+    order = [expr.desc() if desc else expr.asc() for expr, desc, _ in keys]
+    return stmt.order_by(*order).limit(query.count + 1), [is_date for _, _, is_date in keys]
+
+
+def count_query(query: SearchQuery, scope: PatientScope) -> Select[Any]:
+    return select(func.count()).select_from(fhir_resource).where(*_where(query, scope))
+
+
+def visible(scope: PatientScope, columns: Any = R) -> ColumnElement[bool]:
+    """The compartment rule (PatientScope.allows) as SQL on a table with resource_type, an id
+    column (`id` or `resource_id`) and patient_id."""
+    if scope.unrestricted:
+        return true()
+    patient_id = columns.patient_id
+    members = patient_id.in_(sorted(scope.patients or ())) if scope.patients else false()
+    resource_id = columns.id if "id" in columns else columns.resource_id
+    group_ok = or_(columns.resource_type != "Group", resource_id == (scope.group_id or ""))
+    return and_(or_(patient_id.is_(None), members), group_ok)
+
+
+def _where(query: SearchQuery, scope: PatientScope) -> list[ColumnElement[bool]]:
+    clauses: list[ColumnElement[bool]] = [
+        R.resource_type == query.resource_type,
+        R.deleted.is_(False),
+        visible(scope),
+    ]
+    ordered = sorted(query.criteria, key=lambda c: _DRIVE_ORDER[c.type if c.param else c.name])
+    driver = next((c for c in ordered if c.param is not None), None)
+    for criterion in ordered:
+        clauses.append(_criterion(query.resource_type, criterion, drive=criterion is driver))
+    return clauses
+
+
+def _criterion(resource_type: str, c: Criterion, *, drive: bool) -> ColumnElement[bool]:
+    if c.param is None:
+        if c.name == "_id":
+            return R.id.in_([str(v) for v in c.values])
+        return or_(*(_date_match(v, R.last_updated, R.last_updated) for v in c.values))  # type: ignore[arg-type]
+    table = TABLES[c.param.index_type]
+    t = table.c
+    match = or_(*(_value_match(c, t, v) for v in c.values))
+    if drive:
+        ids = select(t.resource_id).where(t.resource_type == resource_type, t.param == c.name, match)
+        return R.id.in_(ids)
+    return exists().where(t.resource_type == resource_type, t.resource_id == R.id, t.param == c.name, match)
+
+
+def _value_match(c: Criterion, t: Any, value: Any) -> ColumnElement[bool]:
+    if c.type in ("token", "uri"):
+        system, code, system_given = value
+        parts = []
+        if code is not None:
+            parts.append(t.code == code)
+        if system_given:
+            parts.append(t.system == system if system is not None else t.system.is_(None))
+        return and_(*parts)
+    if c.type == "string":
+        if c.modifier == "exact":
+            return t.exact == value
+        if c.modifier == "contains":
+            escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            return t.value.like(f"%{escaped}%", escape="\\")
+        # Starts-with as a range on the value index: [v, v + U+10FFFF).
+        return and_(t.value >= value, t.value < value + "\U0010ffff")
+    if c.type == "reference":
+        target_type, target_id = value
+        if target_type is None:
+            return t.target_id == target_id
+        return and_(t.target_id == target_id, t.target_type == target_type)
+    return _date_match(value, t.low, t.high)
+
+
+def _date_match(value: tuple[str, datetime, datetime], low: Any, high: Any) -> ColumnElement[bool]:
+    """R4 3.1.1.4.2 on ranges: the resource's [low, high] against the searched [lo, hi]."""
+    prefix, lo, hi = value
+    same = and_(low >= lo, high <= hi)
+    return {
+        "eq": same,
+        "ne": not_(same),
+        "lt": low < lo,
+        "gt": high > hi,
+        "le": low <= hi,
+        "ge": high >= lo,
+        "sa": low > hi,
+        "eb": high < lo,
+    }[prefix]
+
+
+def _sort_keys(query: SearchQuery) -> list[tuple[Any, bool, bool]]:
+    """(expression, descending, is_datetime) per sort key, ending with the id as tie-breaker."""
+    keys: list[tuple[Any, bool, bool]] = []
+    for name, desc in query.sort:
+        if name == "_id":
+            keys.append((R.id, desc, False))
+        elif name == "_lastUpdated":
+            keys.append((R.last_updated, desc, True))
+        else:  # a date parameter: its earliest value, missing dates first
+            d = fhir_search_date.c
+            earliest = (
+                select(func.min(d.low))
+                .where(d.resource_type == query.resource_type, d.resource_id == R.id, d.param == name)
+                .scalar_subquery()
+            )
+            keys.append((func.coalesce(earliest, literal(LOWEST, UtcDateTime())), desc, True))
+    if not any(expr is R.id for expr, _, _ in keys):
+        keys.append((R.id, False, False))
+    return keys
+
+
+def _cursor_values(cursor: tuple[object, ...], keys: list[tuple[Any, bool, bool]]) -> list[object]:
+    if len(cursor) != len(keys):
+        raise SearchError("_cursor does not belong to this search")
+    values: list[object] = []
+    for raw, (_, _, is_date) in zip(cursor, keys, strict=True):
+        if is_date:
+            try:
+                moment = datetime.fromisoformat(str(raw))
+            except ValueError:
+                raise SearchError("_cursor does not belong to this search") from None
+            if moment.tzinfo is None:
+                raise SearchError("_cursor does not belong to this search")
+            values.append(moment)
+        else:
+            values.append(raw)
+    return values
+
+
+def _after(keys: list[tuple[Any, bool, bool]], values: list[object]) -> ColumnElement[bool]:
+    """Rows strictly after `values` in the (keys...) order: a lexicographic keyset condition."""
+    options = []
+    for i, (expr, desc, is_date) in enumerate(keys):
+        value = literal(values[i], UtcDateTime()) if is_date else values[i]
+        equal_before = [
+            k == (literal(values[j], UtcDateTime()) if d else values[j])
+            for j, (k, _, d) in enumerate(keys[:i])
+        ]
+        options.append(and_(*equal_before, expr < value if desc else expr > value))
+    return or_(*options)
