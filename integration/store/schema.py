@@ -263,13 +263,17 @@ fhir_search_token = Table(
     Index(None, "resource_type", "resource_id", "param"),
 )
 
+# Starts-with search is a range scan [v, v + U+10FFFF) on the value index, which is exact only under
+# byte-order collation; a production PostgreSQL created with a locale collation would sort otherwise.
+SearchString = String(255).with_variant(String(255, collation="C"), "postgresql")
+
 fhir_search_string = Table(
     "fhir_search_string",
     metadata,
     Column("resource_type", String(64), nullable=False),
     Column("resource_id", String(64), nullable=False),
     Column("param", String(64), nullable=False),
-    Column("value", String(255), nullable=False),  # casefolded, accents removed
+    Column("value", SearchString, nullable=False),  # casefolded, accents removed
     Column("exact", String(255), nullable=False),  # as written, for :exact
     Index(None, "resource_type", "param", "value", "resource_id"),
     Index(None, "resource_type", "resource_id", "param"),

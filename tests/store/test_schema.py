@@ -29,3 +29,12 @@ def test_sqlite_is_durable(tmp_path):
         assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
     engine.dispose()
+
+
+def test_search_strings_sort_bytewise_whatever_the_database_collation(database_url):
+    # Starts-with search scans [v, v + U+10FFFF): only byte order makes that range exact.
+    engine = make_engine(database_url)
+    if engine.dialect.name == "postgresql":
+        column = next(c for c in inspect(engine).get_columns("fhir_search_string") if c["name"] == "value")
+        assert column["type"].collation == "C"
+    engine.dispose()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from integration.store.schema import UtcDateTime
+from integration.store.schema import SearchString, UtcDateTime
 from integration.store.search_index import SearchIndex
 
 revision = "0004"
@@ -45,7 +45,7 @@ def upgrade() -> None:
     op.create_table(
         "fhir_search_string",
         *_head(),
-        sa.Column("value", sa.String(length=255), nullable=False),
+        sa.Column("value", SearchString, nullable=False),
         sa.Column("exact", sa.String(length=255), nullable=False),
     )
     op.create_table(
