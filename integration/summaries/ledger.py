@@ -266,10 +266,15 @@ class SummaryLedger:
         row = self._conn.execute(select(summary_cursor.c.seq).where(summary_cursor.c.name == name)).first()
         return int(row.seq) if row else 0
 
-    def move_cursor(self, name: str, seq: int, now: datetime) -> None:
+    def advance_cursor(self, name: str, seen: int, seq: int, now: datetime) -> bool:
+        """Move the cursor from `seen` to `seq`; False when another scanner moved it meanwhile."""
         t = summary_cursor.c
         moved = self._conn.execute(
-            update(summary_cursor).where(t.name == name).values(seq=seq, updated_at=now)
+            update(summary_cursor).where(t.name == name, t.seq == seen).values(seq=seq, updated_at=now)
         )
-        if moved.rowcount == 0:
+        if moved.rowcount == 1:
+            return True
+        if seen == 0 and self._conn.execute(select(t.seq).where(t.name == name)).first() is None:
             self._conn.execute(insert(summary_cursor).values(name=name, seq=seq, updated_at=now))
+            return True
+        return False
