@@ -38,14 +38,15 @@ _GENDER = {"male": "M", "female": "F"}
 class CdaVersion:
     """The document's place in its set (CDA R2 header setId/versionNumber), ids as UUID roots.
 
-    `parent_id` names the version this one replaces: it becomes relatedDocument typeCode RPLC with the
-    parent's id, setId and versionNumber (`number - 1`), as CDA R2 section 4.2.3.1 describes a replacement.
+    `parent_id` names the version this one replaces (number `parent_number`): it becomes relatedDocument
+    typeCode RPLC with the parent's id, setId and versionNumber, as CDA R2 describes a replacement.
     """
 
     document_id: str
     set_id: str
     number: int
     parent_id: str | None = None
+    parent_number: int | None = None
 
 
 def consultation_note(
@@ -78,7 +79,7 @@ def consultation_note(
         parent = sub(sub(doc, "relatedDocument", typeCode="RPLC"), "parentDocument")
         sub(parent, "id", root=version.parent_id.upper())
         sub(parent, "setId", root=version.set_id.upper())
-        sub(parent, "versionNumber", value=str(version.number - 1))
+        sub(parent, "versionNumber", value=str(version.parent_number or version.number - 1))
     _component_of(doc, summary, resources)
     body = sub(sub(doc, "component"), "structuredBody")
     for build in _SECTIONS:

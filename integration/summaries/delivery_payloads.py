@@ -46,19 +46,23 @@ class DeliveryConfigError(RuntimeError):
 
 @dataclass(frozen=True, slots=True)
 class DocumentSlot:
-    """Where a document sits in its set: set id, version number, and the Composition id it replaces."""
+    """Where a document sits in its set: set id, version number, and the version it replaces (its number
+    and Composition id; usually number - 1, but a version that was never delivered is not replaced)."""
 
     set_id: str
     number: int
     replaces_composition: str | None = None
+    replaces_number: int | None = None
 
     def version_id(self, number: int | None = None) -> str:
         """The id of one version of the set (C-CDA id root, DocumentReference id): a uuid5."""
         return str(uuid.uuid5(_NAMESPACE, f"{self.set_id}|{self.number if number is None else number}"))
 
     def cda(self) -> CdaVersion:
-        parent = self.version_id(self.number - 1) if self.replaces_composition else None
-        return CdaVersion(self.version_id(), self.set_id, self.number, parent)
+        if self.replaces_composition is None or self.replaces_number is None:
+            return CdaVersion(self.version_id(), self.set_id, self.number)
+        parent = self.version_id(self.replaces_number)
+        return CdaVersion(self.version_id(), self.set_id, self.number, parent, self.replaces_number)
 
 
 def set_id(patient_id: str, referrer: str, period_start: str | None) -> str:
@@ -126,8 +130,8 @@ def document_reference(
         ],
         "context": {"related": [{"identifier": bundle["identifier"]}]},
     }
-    if slot.replaces_composition is not None:
-        previous = slot.version_id(slot.number - 1)
+    if slot.replaces_composition is not None and slot.replaces_number is not None:
+        previous = slot.version_id(slot.replaces_number)
         out["relatesTo"] = [
             {"code": "replaces", "target": {"identifier": _docref_identifier(base_url, previous)}}
         ]

@@ -170,6 +170,16 @@ class SummaryLedger:
         )
         return [_entry(r) for r in rows]
 
+    def numbered(self, patient_id: str, referrer: str) -> dict[str, int]:
+        """Each document set's highest version number, whatever its state."""
+        t = summary_delivery.c
+        rows = self._conn.execute(
+            select(t.set_id, func.max(t.version).label("version"))
+            .where(t.patient_id == patient_id, t.referrer == referrer, t.set_id.is_not(None))
+            .group_by(t.set_id)
+        )
+        return {r.set_id: int(r.version) for r in rows}
+
     def record(self, due_pk: int, versions: Sequence[NewVersion], now: datetime) -> list[int]:
         """Turn the due row into the first prepared version and add the others; no versions: skipped.
 

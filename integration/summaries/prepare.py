@@ -67,15 +67,21 @@ def plan_versions(
     heads: Sequence[Entry],
     reasons: Sequence[str],
     compute: Callable[[Period], Summary],
+    numbered: Mapping[str, int] | None = None,
 ) -> list[Planned]:
-    """The versions due (pure apart from `compute`): superseding ones first, then a new period's."""
+    """The versions due (pure apart from `compute`): superseding ones first, then a new period's.
+
+    `numbered` gives each set's highest version in any state: a version that went dead is never reused
+    (and is not replaced: the referrer never had it)."""
+    numbered = numbered or {}
     out = []
     for head in heads:
         summary = compute(Period(head.period_start, head.period_end))
         digest = content_hash(summary)
         if digest != head.content_hash:
             assert head.set_id is not None and head.version is not None
-            out.append(Planned(summary, (CORRECTION,), head.set_id, head.version + 1, head, digest))
+            number = max(head.version, numbered.get(head.set_id, 0)) + 1
+            out.append(Planned(summary, (CORRECTION,), head.set_id, number, head, digest))
     triggers = tuple(r for r in reasons if r != CORRECTION)
     if not triggers:
         return out
@@ -86,7 +92,7 @@ def plan_versions(
         return out
     summary = compute(Period(start, end))
     set_id = payloads.set_id(patient_id, referrer, start.isoformat() if start else None)
-    out.append(Planned(summary, triggers, set_id, 1, None, content_hash(summary)))
+    out.append(Planned(summary, triggers, set_id, numbered.get(set_id, 0) + 1, None, content_hash(summary)))
     return out
 
 
@@ -94,8 +100,12 @@ def render(
     planned: Planned, resources: Mapping[str, Mapping[str, Any]], base_url: str, referrer: Referrer
 ) -> NewVersion:
     """The payload of one version for the referrer's channel."""
+    replaced = planned.replaces
     slot = payloads.DocumentSlot(
-        planned.set_id, planned.number, planned.replaces.document_id if planned.replaces else None
+        planned.set_id,
+        planned.number,
+        replaced.document_id if replaced else None,
+        replaced.version if replaced else None,
     )
     bundle = payloads.with_replaces(
         document_bundle(planned.summary, resources, base_url=base_url), slot, base_url
@@ -138,7 +148,9 @@ class Preparer:
         """The versions due for the pair (not recorded), or none and why."""
         with self.db.reader() as conn:
             state = load_state(conn, patient_id)
-            heads = SummaryLedger(conn).heads(patient_id, referrer.name)
+            ledger = SummaryLedger(conn)
+            heads = ledger.heads(patient_id, referrer.name)
+            numbered = ledger.numbered(patient_id, referrer.name)
         if state is None:
             return [], "no such patient"
         why = ineligible(state, referrer)
@@ -155,7 +167,7 @@ class Preparer:
                 patient_id, resources, period=period, clinic=clinic, catalogue=rules, generated_at=now
             )
 
-        planned = plan_versions(patient_id, referrer.name, heads, reasons, compute)
+        planned = plan_versions(patient_id, referrer.name, heads, reasons, compute, numbered)
         return [render(p, index, self.ctx.base_url, referrer) for p in planned], None
 
     def prepare(self, due: Entry, now: datetime | None = None) -> list[int]:

@@ -122,3 +122,13 @@ def test_materialize_signs_webhooks_and_needs_the_secret(two_versions, app):
         materialize(orjson.loads(first.payload), hook, {"REF_SECRET": "s"}, now=1_700_000_000)
     (signed,) = materialize(payload, hook, {"REF_SECRET": "s3cret"}, now=1_700_000_000)
     assert verify("s3cret", signed.headers, signed.body, now=1_700_000_010) == 1_700_000_000
+
+
+def test_a_slot_names_the_version_it_replaces():
+    from integration.summaries.delivery_payloads import DocumentSlot
+
+    slot = DocumentSlot("set-1", 3, "composition-1", 1)
+    cda = slot.cda()
+    assert (cda.number, cda.parent_number, cda.parent_id) == (3, 1, slot.version_id(1))
+    assert cda.document_id == slot.version_id() != slot.version_id(1)
+    assert DocumentSlot("set-1", 2).cda().parent_id is None

@@ -86,3 +86,30 @@ def test_a_correction_supersedes(app, db, client, clinic_headers, ingested):
             },
         }
     ]
+
+
+def test_transport_states_and_a_dead_version_is_covered_again(app, db, ingested):
+    patient = patient_fhir_id(ingested["patients"][0]["id"])
+    prep = preparer(app, referrer())
+    _due(db, patient, "dr-ref", ["session-completed"])
+    (pk,) = prep.prepare_due(now=NOW)
+    with db.writer() as conn:
+        ledger = SummaryLedger(conn)
+        assert [e.pk for e in ledger.prepared()] == [pk]
+        assert ledger.mark_dead(pk, "422 from the referrer: invalid document", NOW)
+        assert not ledger.mark_sent(pk, NOW)  # dead stays dead
+        assert ledger.prepared() == []
+    # The referrer never had version 1: the next trigger covers the same days again, as version 2,
+    # replacing nothing.
+    _due(db, patient, "dr-ref", ["session-completed"])
+    (again,) = prep.prepare_due(now=NOW)
+    with db.writer() as conn:
+        ledger = SummaryLedger(conn)
+        dead, second = ledger.entries(patient_id=patient)
+        assert (dead.state, dead.detail) == ("dead", "422 from the referrer: invalid document")
+        assert (second.pk, second.set_id, second.version, second.replaces_pk) == (again, dead.set_id, 2, None)
+        assert second.content_hash == dead.content_hash
+        assert ledger.mark_sent(again, NOW) and not ledger.mark_sent(again, NOW)
+        assert ledger.get(again).state == "sent"
+    bundle = orjson.loads(orjson.loads(second.payload)["requests"][0]["body"])
+    assert "relatesTo" not in bundle["entry"][0]["resource"]
