@@ -1,6 +1,6 @@
 """`python -m bench`: run every benchmark and print its figures."""
 
-from bench import intake, mappings, search, summaries, validation
+from bench import intake, mappings, search, summaries, summary_delivery, validation
 
 
 def main() -> None:
@@ -13,6 +13,8 @@ def main() -> None:
     summaries.main()
     print()
     search.main()
+    print()
+    summary_delivery.main()
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from integration.ingest.resources import mapping_context
 from integration.settings import Settings
 from integration.store.db import Database, make_engine
 from integration.summaries.api import bp as summaries_admin_bp
+from integration.summaries.delivery_api import bp as summaries_delivery_bp
 
 log = logging.getLogger("horizon.access")
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
@@ -52,6 +53,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(fhir_bp)
     app.register_blueprint(audit_events_bp)
     app.register_blueprint(summaries_admin_bp)
+    app.register_blueprint(summaries_delivery_bp)
 
     from integration import cli
 

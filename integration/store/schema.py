@@ -13,6 +13,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Column,
+    Date,
     DateTime,
     ForeignKeyConstraint,
     Index,
@@ -306,4 +307,48 @@ fhir_search_reference = Table(
 # Type-level and system-level history page through the change feed newest first.
 change_feed_by_type = Index(
     "ix_change_feed_resource_type_seq", change_feed.c.resource_type, change_feed.c.seq
+)
+
+# --- Treatment-summary delivery (summaries for referring physicians) --------------------------------------
+
+SUMMARY_DELIVERY_STATES = ("due", "prepared", "sent", "dead", "skipped")
+
+# The summary ledger: one row per trigger (state due), then per document version prepared for a referrer.
+# A document set is one (patient, referrer, period start): its versions 1, 2, ... each replace the one before
+# (`replaces_pk`). `payload` holds the requests to send, built once; the transport moves prepared -> sent or
+# dead. The unique (set_id, version) keeps two preparers from writing the same version twice.
+summary_delivery = Table(
+    "summary_delivery",
+    metadata,
+    Column("pk", BigId, primary_key=True, autoincrement=True),
+    Column("patient_id", String(64), nullable=False),
+    Column("referrer", String(100), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("reasons", Text, nullable=False),
+    Column("set_id", String(64), nullable=True),
+    Column("version", Integer, nullable=True),
+    Column("period_start", Date, nullable=True),
+    Column("period_end", Date, nullable=True),
+    Column("content_hash", String(64), nullable=True),
+    Column("document_id", String(64), nullable=True),
+    Column("replaces_pk", BigId, nullable=True),
+    Column("channel", String(16), nullable=True),
+    Column("payload", Text, nullable=True),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("prepared_at", UtcDateTime(), nullable=True),
+    Column("sent_at", UtcDateTime(), nullable=True),
+    Column("detail", Text, nullable=True),
+    UniqueConstraint("set_id", "version"),
+    CheckConstraint("state IN ('due', 'prepared', 'sent', 'dead', 'skipped')", name="state"),
+    Index(None, "state", "pk"),
+    Index(None, "patient_id", "referrer"),
+)
+
+# Where the summary trigger scan stopped in the change feed (one row per scanner name).
+summary_cursor = Table(
+    "summary_cursor",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("seq", BigInteger, nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
 )

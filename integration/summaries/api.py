@@ -25,7 +25,7 @@ _ISSUE = {400: "invalid", 404: "not-found"}
 _HTML_POLICY = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; frame-ancestors 'none'"
 
 
-def _outcome(status: int, diagnostics: str) -> Response:
+def outcome(status: int, diagnostics: str) -> Response:
     body = {
         "resourceType": "OperationOutcome",
         "issue": [{"severity": "error", "code": _ISSUE[status], "diagnostics": diagnostics}],
@@ -49,15 +49,15 @@ def preview() -> Response:
     fmt = request.args.get("format", "html")
     audit("summary.preview", patient_id=patient_id or None, detail={"format": fmt[:16]})
     if not patient_id:
-        return _outcome(400, "parameter 'patient' (a Patient id) is required")
+        return outcome(400, "parameter 'patient' (a Patient id) is required")
     if fmt not in FORMATS:
-        return _outcome(400, f"parameter 'format' must be one of {', '.join(FORMATS)}")
+        return outcome(400, f"parameter 'format' must be one of {', '.join(FORMATS)}")
     try:
         start, end = _day("since") or _day("from"), _day("to")
     except ValueError as exc:
-        return _outcome(400, str(exc))
+        return outcome(400, str(exc))
     if start and end and end < start:
-        return _outcome(400, "parameter 'to' is before the start of the period")
+        return outcome(400, "parameter 'to' is before the start of the period")
     app = current_app
     built = build(
         app.extensions["horizon.db"],
@@ -67,7 +67,7 @@ def preview() -> Response:
         Period(start, end),
     )
     if built is None:
-        return _outcome(404, f"no Patient/{patient_id} in the store")
+        return outcome(404, f"no Patient/{patient_id} in the store")
     spec = FORMATS[fmt]
     response = Response(spec.render(built), mimetype=spec.media_type.split(";")[0])
     response.headers["Content-Type"] = spec.media_type

@@ -9,6 +9,7 @@ missing demographics carry nullFlavor UNK. Templates and codes: clinical-standar
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from lxml import etree
@@ -33,23 +34,52 @@ Resource = Mapping[str, Any]
 _GENDER = {"male": "M", "female": "F"}
 
 
-def consultation_note(summary: Summary, resources: Mapping[str, Resource]) -> bytes:
-    """The C-CDA document as XML bytes; `resources` (keyed `Type/id`) gives addresses and contacts."""
+@dataclass(frozen=True, slots=True)
+class CdaVersion:
+    """The document's place in its set (CDA R2 header setId/versionNumber), ids as UUID roots.
+
+    `parent_id` names the version this one replaces (number `parent_number`): it becomes relatedDocument
+    typeCode RPLC with the parent's id, setId and versionNumber, as CDA R2 describes a replacement.
+    """
+
+    document_id: str
+    set_id: str
+    number: int
+    parent_id: str | None = None
+    parent_number: int | None = None
+
+
+def consultation_note(
+    summary: Summary, resources: Mapping[str, Resource], version: CdaVersion | None = None
+) -> bytes:
+    """The C-CDA document as XML bytes; `resources` (keyed `Type/id`) gives addresses and contacts;
+    `version` (for delivery) gives the id, set and the replaced parent."""
     doc = etree.Element(q("ClinicalDocument"), nsmap=NSMAP)
     sub(doc, "realmCode", code="US")
     sub(doc, "typeId", root="2.16.840.1.113883.1.3", extension="POCD_HD000040")
     template(doc, "2.16.840.1.113883.10.20.22.1.1", "2015-08-01")
     template(doc, "2.16.840.1.113883.10.20.22.1.4", "2015-08-01")
-    entry_id(doc, f"ccda/{summary.patient.reference}/{summary.generated_at.isoformat()}")
+    if version is None:
+        entry_id(doc, f"ccda/{summary.patient.reference}/{summary.generated_at.isoformat()}")
+    else:
+        sub(doc, "id", root=version.document_id.upper())
     sub(doc, "code", code="11488-4", codeSystem=LOINC_OID, displayName="Consult note")
     sub(doc, "title").text = f"Treatment summary: {text.period_text(summary)}"
     sub(doc, "effectiveTime", value=ts(summary.generated_at))
     sub(doc, "confidentialityCode", code="N", codeSystem="2.16.840.1.113883.5.25")
     sub(doc, "languageCode", code="en-US")
+    if version is not None:
+        sub(doc, "setId", root=version.set_id.upper())
+        sub(doc, "versionNumber", value=str(version.number))
     _record_target(doc, resources[summary.patient.reference])
     _author(doc, summary, resources)
     _custodian(doc, summary, resources)
     _in_fulfillment_of(doc, summary, resources)
+    if version is not None and version.parent_id is not None:
+        parent = sub(sub(doc, "relatedDocument", typeCode="RPLC"), "parentDocument")
+        sub(parent, "id", root=version.parent_id.upper())
+        sub(parent, "setId", root=version.set_id.upper())
+        sub(parent, "versionNumber", value=str(version.parent_number or version.number - 1))
     _component_of(doc, summary, resources)
     body = sub(sub(doc, "component"), "structuredBody")
     for build in _SECTIONS:

@@ -88,7 +88,7 @@ def compute_summary(
         safety_signals=_signals(by_type, period),
         problems=_problems(by_type),
         allergies=_allergies(by_type),
-        plan=_plan(by_type, all_sessions),
+        plan=_plan(by_type, period),
     )
 
 
@@ -476,10 +476,17 @@ def _allergies(by_type: Mapping[str, list[Resource]]) -> tuple[Allergy, ...]:
     return tuple(sorted(out, key=lambda a: a.reference))
 
 
-def _plan(by_type: Mapping[str, list[Resource]], sessions: tuple[Session, ...]) -> Plan:
-    """Sessions remaining in the latest series: its CarePlan's planned count minus sessions given in it."""
+def _plan(by_type: Mapping[str, list[Resource]], period: Period) -> Plan:
+    """Sessions remaining in the latest series as of the end of the period: its CarePlan's planned count
+    minus sessions given in it by then (so a past period's summary does not change with later sessions)."""
     plans = {_ref(p): p for p in by_type.get("CarePlan", [])}
-    procedures = by_type.get("Procedure", [])
+    procedures = [
+        p
+        for p in by_type.get("Procedure", [])
+        if period.end is None
+        or "start" not in p.get("performedPeriod", {})
+        or datetime.fromisoformat(p["performedPeriod"]["start"]).date() <= period.end
+    ]
     if not plans:
         return Plan(None, None, 0, None, None)
     latest_ref = None

@@ -1,0 +1,130 @@
+"""Scheduled summary work: plain functions returning a report; the scheduler only calls them.
+
+- `scan_changes`: reads the change feed from its own cursor (`summary_cursor`, name `summary-triggers`),
+  decides what is due (triggers.py) and records it as `due` in the same transaction that moves the cursor,
+  so a crash neither loses a trigger nor records it twice; then prepares what is due.
+- `weekly_digest`: at a referrer's `digest_schedule`, a due row per eligible patient, then preparation.
+Referrers come from `app.extensions["horizon.referrers"]` (name -> Referrer), which the destinations
+loader fills; with none configured there is nothing to schedule.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import Flask
+
+from integration.jobs import JobSpec
+from integration.store.db import Database
+from integration.summaries.delivery_loader import (
+    changes_by_patient,
+    documented_referrers,
+    load_state,
+    referred_patients,
+)
+from integration.summaries.ledger import SummaryLedger
+from integration.summaries.prepare import Preparer
+from integration.summaries.referrers import Referrer
+from integration.summaries.triggers import Due, digest_due, due_summaries
+
+CURSOR = "summary-triggers"
+SCAN_INTERVAL_SECONDS = 60
+_CRON_FIELDS = ("minute", "hour", "day", "month", "day_of_week")
+
+
+def configured_referrers(app: Flask) -> Mapping[str, Referrer]:
+    return app.extensions.get("horizon.referrers", {})
+
+
+def preparer_for(app: Flask) -> Preparer:
+    return Preparer(
+        app.extensions["horizon.db"],
+        app.config["HORIZON_SETTINGS"],
+        app.extensions["horizon.mapping"],
+        configured_referrers(app),
+    )
+
+
+def scan(
+    db: Database,
+    referrers: Mapping[str, Referrer],
+    *,
+    batch: int = 1000,
+    max_rows: int = 100_000,
+    max_seconds: float = 30.0,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """Record the summaries due from the change feed since the cursor (bounded in rows and time)."""
+    started, rows, recorded = time.monotonic(), 0, 0
+    while rows < max_rows and time.monotonic() - started < max_seconds:
+        with db.reader() as conn:
+            seen = SummaryLedger(conn).cursor(CURSOR)
+            last, changed = changes_by_patient(conn, seen, batch)
+            dues: list[Due] = []
+            for patient_id, keys in sorted(changed.items()):
+                state = load_state(conn, patient_id)
+                if state is not None:
+                    documented = documented_referrers(conn, patient_id)
+                    dues.extend(due_summaries(state, referrers.values(), keys, documented))
+        if last == seen:
+            break
+        at = now or datetime.now(UTC)
+        with db.writer() as conn:
+            ledger = SummaryLedger(conn)
+            if not ledger.advance_cursor(CURSOR, seen, last, at):
+                break  # another scanner is ahead; its rows are its own
+            for due in dues:
+                ledger.add_due(due.patient_id, due.referrer, due.reasons, at)
+        rows += last - seen
+        recorded += len(dues)
+    with db.reader() as conn:
+        cursor = SummaryLedger(conn).cursor(CURSOR)
+    return {"feed_rows": rows, "due": recorded, "cursor": cursor}
+
+
+def scan_changes(app: Flask) -> dict[str, Any]:
+    """The scheduled trigger scan, then preparation of what is due."""
+    report = scan(app.extensions["horizon.db"], configured_referrers(app))
+    report["prepared"] = len(preparer_for(app).prepare_due(limit=500))
+    return report
+
+
+def weekly_digest(app: Flask, referrer_name: str, now: datetime | None = None) -> dict[str, Any]:
+    """One referrer's digest: every eligible patient gets a due row; preparation sends only what is new."""
+    referrer = configured_referrers(app).get(referrer_name)
+    if referrer is None:
+        return {"referrer": referrer_name, "due": 0, "prepared": 0, "error": "not configured"}
+    db = app.extensions["horizon.db"]
+    at = now or datetime.now(UTC)
+    dues = []
+    with db.reader() as conn:
+        for patient_id in referred_patients(conn):
+            state = load_state(conn, patient_id)
+            due = digest_due(state, referrer) if state is not None else None
+            if due is not None:
+                dues.append(due)
+    with db.writer() as conn:
+        ledger = SummaryLedger(conn)
+        for due in dues:
+            ledger.add_due(due.patient_id, due.referrer, due.reasons, at)
+    prepared = preparer_for(app).prepare_due(referrer=referrer_name, limit=10_000, now=at)
+    return {"referrer": referrer_name, "due": len(dues), "prepared": len(prepared)}
+
+
+def summary_job_specs(referrers: Mapping[str, Referrer]) -> list[JobSpec]:
+    """The scan every minute, and one digest job per referrer with a digest schedule (cron in UTC)."""
+    if not referrers:
+        return []
+    specs = [JobSpec("summary-triggers", scan_changes, "interval", {"seconds": SCAN_INTERVAL_SECONDS})]
+    for r in referrers.values():
+        if r.wants("weekly-digest") and r.digest_schedule:
+            fields = dict(zip(_CRON_FIELDS, r.digest_schedule.split(), strict=True))
+
+            def run(app: Flask, name: str = r.name) -> dict[str, Any]:
+                return weekly_digest(app, name)
+
+            specs.append(JobSpec(f"summary-digest-{r.name}", run, "cron", fields))
+    return specs

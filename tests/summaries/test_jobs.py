@@ -1,0 +1,112 @@
+"""The trigger scan and the weekly digest on both databases, through the real intake API."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from integration.jobs import jobs_for
+from integration.summaries import prepare as prepare_module
+from integration.summaries.jobs import scan_changes, summary_job_specs, weekly_digest
+from integration.summaries.ledger import SummaryLedger
+from tests.summaries.conftest import patient_fhir_id, post_batch
+from tests.summaries.delivery_helpers import referrer, series_batch
+
+
+@pytest.fixture
+def body(client, clinic_headers) -> dict:
+    b = series_batch()
+    post_batch(client, clinic_headers, b)
+    return b
+
+
+def _entries(db, name=None):
+    with db.reader() as conn:
+        return SummaryLedger(conn).entries(referrer=name)
+
+
+def test_scan_prepares_once_then_supersedes_after_a_correction(app, db, client, clinic_headers, body):
+    app.extensions["horizon.referrers"] = {"dr-ref": referrer()}
+    first = scan_changes(app)
+    assert first["due"] == 1 and first["prepared"] == 1 and first["feed_rows"] > 0
+    (entry,) = _entries(db)
+    assert entry.reasons == ("safety-signal", "series-completed", "session-completed")
+    assert scan_changes(app) == {"feed_rows": 0, "due": 0, "cursor": first["cursor"], "prepared": 0}
+    session = {**body["sessions"][2], "note": "Amended after review"}
+    response = client.put(
+        f"/api/v1/sessions/{session['id']}",
+        data=orjson.dumps(session),
+        headers=clinic_headers,
+        content_type="application/json",
+    )
+    assert response.status_code == 200
+    again = scan_changes(app)
+    assert again["due"] == 1 and again["prepared"] == 1
+    v1, v2 = _entries(db)
+    assert (v2.reasons, v2.version, v2.replaces_pk, v2.set_id) == (("correction",), 2, v1.pk, v1.set_id)
+
+
+def test_consent_withdrawn_means_nothing_is_due(app, db, client, clinic_headers, body):
+    patient = {**body["patients"][0], "consent": {"share_with_referrer": False}}
+    response = client.put(
+        f"/api/v1/patients/{patient['id']}",
+        data=orjson.dumps(patient),
+        headers=clinic_headers,
+        content_type="application/json",
+    )
+    assert response.status_code == 200
+    app.extensions["horizon.referrers"] = {"dr-ref": referrer()}
+    assert scan_changes(app)["due"] == 0
+    assert _entries(db) == []
+
+
+def test_the_wrong_referrer_gets_nothing(app, db, body):
+    app.extensions["horizon.referrers"] = {"other": referrer(name="other", practitioner="prac-0006")}
+    assert scan_changes(app)["due"] == 0
+
+
+def test_a_crash_during_preparation_leaves_it_due(app, db, body, monkeypatch):
+    app.extensions["horizon.referrers"] = {"dr-ref": referrer()}
+
+    def crash(*_args, **_kw):
+        raise RuntimeError("worker died while rendering")
+
+    monkeypatch.setattr(prepare_module, "render", crash)
+    with pytest.raises(RuntimeError):
+        scan_changes(app)
+    (due,) = _entries(db)
+    assert due.state == "due"
+    monkeypatch.undo()
+    assert scan_changes(app)["prepared"] == 1
+    assert [e.state for e in _entries(db)] == ["prepared"]
+
+
+def test_weekly_digest_sends_only_what_is_new(app, db, body):
+    digest = referrer(name="digest", triggers=["weekly-digest"], digest_schedule="0 7 * * mon")
+    app.extensions["horizon.referrers"] = {"digest": digest}
+    assert scan_changes(app)["due"] == 0  # not change-driven
+    assert weekly_digest(app, "digest") == {"referrer": "digest", "due": 1, "prepared": 1}
+    assert weekly_digest(app, "digest") == {"referrer": "digest", "due": 1, "prepared": 0}
+    prepared, skipped = _entries(db, "digest")
+    assert prepared.patient_id == patient_fhir_id(body["patients"][0]["id"])
+    assert (skipped.state, skipped.detail) == ("skipped", "nothing new to send")
+    assert weekly_digest(app, "gone")["error"] == "not configured"
+
+
+def test_job_specs(app):
+    digest = referrer(name="digest", triggers=["weekly-digest"], digest_schedule="0 7 * * mon")
+    assert summary_job_specs({}) == []
+    specs = summary_job_specs({"digest": digest, "dr-ref": referrer()})
+    assert [(s.id, s.trigger) for s in specs] == [
+        ("summary-triggers", "interval"),
+        ("summary-digest-digest", "cron"),
+    ]
+    assert specs[1].trigger_args == {
+        "minute": "0",
+        "hour": "7",
+        "day": "*",
+        "month": "*",
+        "day_of_week": "mon",
+    }
+    app.extensions["horizon.referrers"] = {"digest": digest}
+    assert {"summary-triggers", "summary-digest-digest"} <= {s.id for s in jobs_for(app)}
