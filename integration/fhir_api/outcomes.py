@@ -42,6 +42,7 @@ ISSUE_OF_STATUS: dict[int, tuple[str, str]] = {
     405: ("error", "not-supported"),
     406: ("error", "not-supported"),
     410: ("error", "deleted"),
+    429: ("error", "throttled"),
     500: ("fatal", "exception"),
 }
 
