@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from integration.fhir_api.operations import add_operations
 from mappings.ids import RESOURCE_TYPE
 
 SERVED_TYPES = tuple(sorted(set(RESOURCE_TYPE.values()) | {"Group"}))  # Groups: one per referrer
@@ -11,6 +12,10 @@ INTERACTIONS = ("read", "vread", "history-instance")
 
 
 def capability_statement(token_url: str, software_version: str, published: str) -> dict[str, Any]:
+    return add_operations(_statement(token_url, software_version, published))
+
+
+def _statement(token_url: str, software_version: str, published: str) -> dict[str, Any]:
     return {
         "resourceType": "CapabilityStatement",
         "status": "active",

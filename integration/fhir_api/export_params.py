@@ -43,7 +43,7 @@ def parse_export_params(pairs: Iterable[tuple[str, str]], served: Collection[str
         raise ExportParamError(
             f"_outputFormat {output_format[:60]!r} is not supported; use application/fhir+ndjson"
         )
-    since = _instant(values["_since"][0]) if "_since" in values else None
+    since = parse_instant(values["_since"][0]) if "_since" in values else None
     types: tuple[str, ...] | None = None
     if "_type" in values:
         named = [t.strip() for value in values["_type"] for t in value.split(",") if t.strip()]
@@ -75,7 +75,7 @@ def parameters_pairs(body: Any) -> list[tuple[str, str]]:
     return pairs
 
 
-def _instant(text: str) -> datetime:
+def parse_instant(text: str) -> datetime:
     """A FHIR instant: date, time and a zone are all required."""
     try:
         moment = datetime.fromisoformat(text.replace(" ", "+"))  # an unencoded + in a URL
