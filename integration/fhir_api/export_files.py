@@ -13,7 +13,7 @@ import orjson
 
 from integration.store.exports import ExportFile
 
-_BUFFER = 1 << 20
+_BUFFER = 256 * 1024
 
 
 class NdjsonSink:
@@ -66,6 +66,11 @@ class NdjsonSink:
             "issue": [{"severity": "error", "code": "processing", "diagnostics": diagnostics}],
         }
         self.write("error", "OperationOutcome", orjson.dumps(outcome))
+
+    def finish(self, resource_type: str) -> None:
+        """Close the files of a type that is done, so only one type's buffers are ever held."""
+        for key in [k for k in self._open if k[1] == resource_type]:
+            self._close(key)
 
     def close(self) -> list[ExportFile]:
         """Flush and close every file; the files in manifest order (outputs, then deleted, then errors)."""

@@ -167,6 +167,7 @@ def _write(db: Database, job: ExportJob, sink: NdjsonSink, worker: str) -> None:
                     sink.write_error(f"{resource_type}/{row.id} has no stored content")
                 else:
                     sink.write_resource(resource_type, row.content)
+            sink.finish(resource_type)
             _beat(db, job.id, worker, f"{done + 1}/{len(types)} types, {sink.lines} lines")
 
 
