@@ -320,3 +320,31 @@ def test_every_version_is_in_exactly_one_of_export_t0_and_since_t0_with_intake_r
             if meta["versionId"] == "1":  # created after T0: only in the second export
                 assert key not in ids1, key
     assert ids1 | ids2 == set(current)
+
+
+def test_since_export_lists_deletions_after_the_previous_export(client, db, ctx, stored):
+    headers = token(client, db)
+    first = wait(client, status_path(client.get("/fhir/$export", headers={**headers, **ASYNC})), headers).json
+    session = dict(next(s for s in stored["sessions"] if len(s.get("vitals", [])) > 1))
+    dropped = session["vitals"][0]
+    session["vitals"] = session["vitals"][1:]
+    load(db, ctx, {"sessions": [session]})
+    query = {"_since": first["transactionTime"], "_type": "Observation"}
+    path = status_path(client.get("/fhir/$export", query_string=query, headers={**headers, **ASYNC}))
+    manifest = wait(client, path, headers).json
+    assert [e["type"] for e in manifest["deleted"]] == ["Observation"]
+    lines = client.get(manifest["deleted"][0]["url"].removeprefix("http://127.0.0.1:8000"), headers=headers)
+    bundles = [orjson.loads(line) for line in lines.data.splitlines()]
+    assert bundles and all(b["type"] == "transaction" for b in bundles)
+    urls = {b["entry"][0]["request"]["url"] for b in bundles}
+    assert all(b["entry"][0]["request"]["method"] == "DELETE" for b in bundles)
+    with db.reader() as conn:
+        gone = set(
+            conn.execute(
+                select(fhir_resource.c.id).where(
+                    fhir_resource.c.resource_type == "Observation", fhir_resource.c.deleted.is_(True)
+                )
+            ).scalars()
+        )
+    assert gone and urls == {f"Observation/{i}" for i in gone}
+    assert dropped  # the reading removed from the session is what was deleted

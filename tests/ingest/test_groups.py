@@ -149,3 +149,16 @@ def test_migration_fills_links_from_stored_referrals(database_url):
         rows = conn.execute(select(referral_link)).all()
     engine.dispose()
     assert [tuple(r) for r in rows] == [("ref-x", "dr-x", "mrn-x")]
+
+
+def test_db_upgrade_backfills_groups_too(db, ctx, app):
+    batch = synthetic.batch(seed=9, n_patients=4, sessions_per_patient=0)
+    _load(db, ctx, batch)
+    referrer = batch["referrals"][0]["practitioner_id"]
+    with db.writer() as conn:
+        for table in (fhir_resource, fhir_resource_version, change_feed):
+            conn.execute(delete(table).where(table.c.resource_type == "Group"))
+        conn.execute(delete(fhir_resource_source).where(fhir_resource_source.c.resource_type == "Group"))
+    result = app.test_cli_runner().invoke(args=["db", "upgrade"])
+    assert result.exit_code == 0, result.output
+    assert _members(db, referrer) == _expected(batch, referrer)
