@@ -107,6 +107,9 @@ def scheduler_command() -> None:
     click.echo("scheduler running; Ctrl-C stops it", err=True)
     stop.wait()
     service.stop()
+    from integration.fhir_api.export_runner import stop_exports
+
+    stop_exports(current_app._get_current_object())  # type: ignore[attr-defined]  # jobs it restarted
     sys.exit(0)
 
 

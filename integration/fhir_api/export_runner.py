@@ -42,6 +42,10 @@ class Cancelled(Exception):
     """The job was cancelled (or taken over) while this worker wrote it."""
 
 
+class Interrupted(Exception):
+    """This process is stopping: the job goes back to the queue for any process to take."""
+
+
 class ExportRunner:
     """The process's export workers; threads start on the first job, not when the app is created."""
 
@@ -51,6 +55,7 @@ class ExportRunner:
         self._executor: ThreadPoolExecutor | None = None
         self._pending: set[str] = set()
         self._lock = threading.Lock()
+        self.stopping = threading.Event()
 
     def submit(self, job_id: str) -> None:
         """Run the job here unless this process already has it queued."""
@@ -63,7 +68,10 @@ class ExportRunner:
                 self._executor = ThreadPoolExecutor(workers, thread_name_prefix="export")
             self._executor.submit(self._run, job_id)
 
-    def shutdown(self) -> None:
+    def shutdown(self, *, interrupt: bool = False) -> None:
+        """Wait for the workers; with `interrupt`, running jobs are handed back to the queue first."""
+        if interrupt:
+            self.stopping.set()
         with self._lock:
             executor, self._executor = self._executor, None
         if executor is not None:
@@ -71,7 +79,7 @@ class ExportRunner:
 
     def _run(self, job_id: str) -> None:
         try:
-            run_job(self.app, job_id, self.worker_id)
+            run_job(self.app, job_id, self.worker_id, self.stopping)
         except Exception:
             log.exception("export worker failed")
         finally:
@@ -91,8 +99,16 @@ def job_directory(settings: Settings, job_id: str) -> Path:
     return Path(settings.export_dir) / job_id
 
 
-def run_job(app: Flask, job_id: str, worker: str) -> str:
-    """Claim and write one job; returns what became of it (complete, failed, cancelled, not-claimed)."""
+def stop_exports(app: Flask) -> None:
+    """On process shutdown: hand running jobs back to the queue and wait for the workers to stop."""
+    found = app.extensions.get(_EXTENSION)
+    if found is not None:
+        found.shutdown(interrupt=True)
+
+
+def run_job(app: Flask, job_id: str, worker: str, stop: threading.Event | None = None) -> str:
+    """Claim and write one job; returns what became of it (complete, failed, cancelled, interrupted,
+    not-claimed)."""
     db: Database = app.extensions["horizon.db"]
     settings = _settings(app)
     now = datetime.now(UTC)
@@ -112,8 +128,14 @@ def run_job(app: Flask, job_id: str, worker: str) -> str:
     directory.mkdir(parents=True)
     sink = NdjsonSink(directory, settings.export_file_max_resources)
     try:
-        _write(db, job, sink, worker)
+        _write(db, job, sink, worker, stop or threading.Event())
         files = sink.close()
+    except Interrupted:
+        sink.close()
+        shutil.rmtree(directory, ignore_errors=True)
+        with db.writer() as conn:
+            ExportJobRepository(conn).release(job_id, worker, datetime.now(UTC))
+        return "interrupted"
     except Cancelled:
         sink.close()
         shutil.rmtree(directory, ignore_errors=True)
@@ -137,7 +159,7 @@ def run_job(app: Flask, job_id: str, worker: str) -> str:
     return "complete"
 
 
-def _write(db: Database, job: ExportJob, sink: NdjsonSink, worker: str) -> None:
+def _write(db: Database, job: ExportJob, sink: NdjsonSink, worker: str, stop: threading.Event) -> None:
     types = job.type_list
     read = 0
     with snapshot_reader(db.engine) as conn:
@@ -154,9 +176,8 @@ def _write(db: Database, job: ExportJob, sink: NdjsonSink, worker: str) -> None:
             for row in rows:
                 read += 1
                 if read % _BEAT_EVERY == 0:
-                    _beat(
-                        db, job.id, worker, f"{resource_type}: {done}/{len(types)} types, {sink.lines} lines"
-                    )
+                    progress = f"{resource_type}: {done}/{len(types)} types, {sink.lines} lines"
+                    _beat(db, job.id, worker, progress, stop)
                 if compartment_only and row.patient_id is None:
                     continue
                 if not scope.allows(row.resource_type, row.id, row.patient_id):
@@ -168,7 +189,7 @@ def _write(db: Database, job: ExportJob, sink: NdjsonSink, worker: str) -> None:
                 else:
                     sink.write_resource(resource_type, row.content)
             sink.finish(resource_type)
-            _beat(db, job.id, worker, f"{done + 1}/{len(types)} types, {sink.lines} lines")
+            _beat(db, job.id, worker, f"{done + 1}/{len(types)} types, {sink.lines} lines", stop)
 
 
 def _selection(conn: Connection, job: ExportJob) -> tuple[PatientScope, frozenset[str] | None, bool]:
@@ -199,7 +220,9 @@ def _members_at(conn: Connection, group_id: str, at: datetime) -> frozenset[str]
     return member_ids(row.content)
 
 
-def _beat(db: Database, job_id: str, worker: str, progress: str) -> None:
+def _beat(db: Database, job_id: str, worker: str, progress: str, stop: threading.Event) -> None:
+    if stop.is_set():
+        raise Interrupted(job_id)
     with db.writer() as conn:
         if not ExportJobRepository(conn).renew(job_id, worker, datetime.now(UTC), LEASE, progress):
             raise Cancelled(job_id)

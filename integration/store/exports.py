@@ -145,6 +145,23 @@ class ExportJobRepository:
             )
         return True
 
+    def release(self, job_id: str, worker: str, now: datetime) -> bool:
+        """Give a job back (its process is stopping): queued again, the attempt not counted."""
+        t = export_job.c
+        result = self._conn.execute(
+            update(export_job)
+            .where(t.id == job_id, t.worker == worker, t.status == "running")
+            .values(
+                status="queued",
+                worker=None,
+                lease_until=None,
+                attempts=t.attempts - 1,
+                progress=None,
+                updated_at=now,
+            )
+        )
+        return result.rowcount == 1
+
     def fail(self, job_id: str, error: str, now: datetime, worker: str | None = None) -> bool:
         t = export_job.c
         query = update(export_job).where(t.id == job_id, t.status.in_(ACTIVE))

@@ -1,6 +1,7 @@
 """Export workers: crash resume, giving up after repeated crashes, cancellation mid-run, expiry cleanup."""
 
 import dataclasses
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -117,3 +118,15 @@ def test_expired_exports_are_deleted_by_the_maintenance_job(app, client, db, set
     assert not directory.exists()
     with db.reader() as conn:
         assert ExportJobRepository(conn).get(job_id) is None
+
+
+def test_a_stopping_process_hands_its_job_back_to_the_queue(app, db, settings, queued):
+    job_id, _, _ = queued
+    stopping = threading.Event()
+    stopping.set()
+    assert run_job(app, job_id, "w1", stopping) == "interrupted"
+    with db.reader() as conn:
+        job = ExportJobRepository(conn).get(job_id)
+    assert (job.status, job.worker, job.attempts) == ("queued", None, 0)
+    assert not (Path(settings.export_dir) / job_id).exists()
+    assert run_job(app, job_id, "w2") == "complete"
