@@ -36,6 +36,7 @@ bp = Blueprint("fhir_bulk", __name__, url_prefix="/fhir")
 RETRY_AFTER_SECONDS = 2
 _STATUS_PATH = "/fhir/bulk"
 _NDJSON = "application/fhir+ndjson"
+_KICKOFF_ACCEPT = ["application/fhir+json", "application/json"]
 
 
 class BulkError(ApiError):
@@ -120,6 +121,9 @@ def _kickoff(kind: str, group_id: str | None) -> Response:
     prefer = {p.strip().lower() for p in request.headers.get("Prefer", "").split(",")}
     if "respond-async" not in prefer:
         raise BulkError(400, "invalid", "$export runs asynchronously: send the header Prefer: respond-async")
+    if request.headers.get("Accept") and not request.accept_mimetypes.best_match(_KICKOFF_ACCEPT):
+        # export.md: the kick-off answers (OperationOutcome) come as application/fhir+json only.
+        raise BulkError(400, "invalid", "send Accept: application/fhir+json with a $export kick-off")
     try:
         pairs = (
             parameters_pairs(request.get_json(silent=True))

@@ -106,6 +106,13 @@ def test_system_export_cycle_serves_every_stored_resource_as_valid_ndjson(
     headers = token(client, db)
     refused = client.get("/fhir/$export", headers=headers)
     assert refused.status_code == 400 and "respond-async" in refused.json["issue"][0]["diagnostics"]
+    wrong_accept = client.get(
+        "/fhir/$export", headers={**headers, "Prefer": "respond-async", "Accept": "text/html"}
+    )
+    assert wrong_accept.status_code == 400 and "Accept" in wrong_accept.json["issue"][0]["diagnostics"]
+    bare = client.get("/fhir/$export?_type=Patient", headers={**headers, "Prefer": "respond-async"})
+    assert bare.status_code == 202  # no Accept at all: served as application/fhir+json
+    client.delete(status_path(bare), headers=headers)
     path = status_path(client.get("/fhir/$export", headers={**headers, **ASYNC}))
     done = wait(client, path, headers)
     assert done.status_code == 200 and done.mimetype == "application/json" and done.headers["Expires"]
