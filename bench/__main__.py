@@ -1,6 +1,6 @@
 """`python -m bench`: run every benchmark and print its figures."""
 
-from bench import intake, mappings, search, summaries, summary_delivery, validation
+from bench import export, intake, mappings, search, summaries, summary_delivery, validation
 
 
 def main() -> None:
@@ -15,6 +15,8 @@ def main() -> None:
     search.main()
     print()
     summary_delivery.main()
+    print()
+    export.main()
 
 
 if __name__ == "__main__":

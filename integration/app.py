@@ -17,6 +17,8 @@ from integration import audit, http_errors, logs
 from integration.audit_events_api import bp as audit_events_bp
 from integration.auth.signing_keys import bp as signing_keys_bp
 from integration.auth.smart import bp as smart_bp
+from integration.fhir_api.bulk_export import bp as fhir_bulk_bp
+from integration.fhir_api.everything import bp as fhir_everything_bp
 from integration.fhir_api.routes import bp as fhir_bp
 from integration.health import bp as health_bp
 from integration.ingest.api import bp as intake_bp
@@ -51,6 +53,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(smart_bp)
     app.register_blueprint(signing_keys_bp)
     app.register_blueprint(fhir_bp)
+    app.register_blueprint(fhir_bulk_bp)
+    app.register_blueprint(fhir_everything_bp)
     app.register_blueprint(audit_events_bp)
     app.register_blueprint(summaries_admin_bp)
     app.register_blueprint(summaries_delivery_bp)

@@ -1,4 +1,4 @@
-"""Flask CLI commands: `flask --app wsgi db|tokens|clients|keys|import|fhir|scheduler|demo ...`."""
+"""Flask CLI commands: `flask --app wsgi db|tokens|clients|keys|groups|import|fhir|scheduler|demo ...`."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from flask.cli import AppGroup, with_appcontext
 
 from integration.auth.signing_keys_cli import keys_cli
 from integration.auth.smart_cli import clients_cli
+from integration.ingest.groups_cli import groups_cli
 from integration.ingest.import_cli import import_command
 from integration.store import migrate
 from integration.store.search_cli import fhir_cli
@@ -31,6 +32,7 @@ def register(app: Flask) -> None:
     app.cli.add_command(demo_command)
     app.cli.add_command(import_command)
     app.cli.add_command(fhir_cli)
+    app.cli.add_command(groups_cli)
 
 
 def _db():  # noqa: ANN202
@@ -40,10 +42,12 @@ def _db():  # noqa: ANN202
 @db_cli.command("upgrade")
 def db_upgrade() -> None:
     """Apply all pending migrations, then store the resources the configuration defines."""
+    from integration.ingest.groups import backfill_groups
     from integration.ingest.service import write_static_resources
 
     migrate.upgrade(_db().engine)
     written = write_static_resources(_db(), current_app.extensions["horizon.mapping"])
+    written += backfill_groups(_db(), current_app.extensions["horizon.mapping"])
     revision = migrate.current_revision(_db().engine)
     click.echo(f"database at revision {revision}; {written} configuration resources written")
 
@@ -105,6 +109,9 @@ def scheduler_command() -> None:
     click.echo("scheduler running; Ctrl-C stops it", err=True)
     stop.wait()
     service.stop()
+    from integration.fhir_api.export_runner import stop_exports
+
+    stop_exports(current_app._get_current_object())  # type: ignore[attr-defined]  # jobs it restarted
     sys.exit(0)
 
 

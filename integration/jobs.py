@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import shutil
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from flask import Flask
 
 from integration.auth.smart_clients import SmartClientRepository
+from integration.fhir_api.export_runner import job_directory, runner
 from integration.store.audit import AuditEntry, AuditRepository
 from integration.store.db import is_sqlite
+from integration.store.exports import ExportJobRepository
 
 
 @dataclass(frozen=True)
@@ -70,10 +73,34 @@ def poll_drop_folder(app: Flask) -> dict[str, Any]:
     return {"taken": len(taken), "by_folder": dict(Counter(t.folder for t in taken))}
 
 
+# Cancelled and failed exports keep their row (answering 404/500) this long before it goes too.
+KEEP_ENDED_EXPORTS = timedelta(hours=1)
+QUEUED_GRACE = timedelta(seconds=30)
+
+
+def export_maintenance(app: Flask) -> dict[str, Any]:
+    """Delete expired $export files (and ended jobs), and restart jobs whose worker died."""
+    now = datetime.now(UTC)
+    settings = app.config["HORIZON_SETTINGS"]
+    db = app.extensions["horizon.db"]
+    with db.writer() as conn:
+        repo = ExportJobRepository(conn)
+        ended = repo.finished_before(now, KEEP_ENDED_EXPORTS)
+        for job_id in ended:
+            shutil.rmtree(job_directory(settings, job_id), ignore_errors=True)
+        repo.delete(ended)
+    with db.reader() as conn:
+        stale = ExportJobRepository(conn).stale(now, QUEUED_GRACE)
+    for job_id in stale:
+        runner(app).submit(job_id)
+    return {"deleted": len(ended), "restarted": len(stale)}
+
+
 def jobs_for(app: Flask) -> list[JobSpec]:
     """The jobs this deployment runs (sync, summaries and export cleanup join this list)."""
     specs: list[JobSpec] = [
-        JobSpec("smart-credentials-purge", purge_expired_smart_credentials, "interval", {"minutes": 15})
+        JobSpec("smart-credentials-purge", purge_expired_smart_credentials, "interval", {"minutes": 15}),
+        JobSpec("export-maintenance", export_maintenance, "interval", {"minutes": 1}),
     ]
     settings = app.config["HORIZON_SETTINGS"]
     if settings.drop_folder:

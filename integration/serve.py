@@ -9,6 +9,7 @@ from types import FrameType
 from waitress import create_server
 
 from integration.app import create_app
+from integration.fhir_api.export_runner import stop_exports
 from integration.ingest.service import write_static_resources
 from integration.scheduler import SchedulerService
 
@@ -52,6 +53,7 @@ def main() -> None:
     finally:
         if scheduler:
             scheduler.stop()
+        stop_exports(app)
         log.info("stopped")
 
 

@@ -104,6 +104,25 @@ class Settings:
         "its own SMART client assertions with, one PEM file (0600) each, plus their state file. Never in "
         "the database; back it up like any secret. Managed with `flask --app wsgi keys ...`.",
     )
+    export_dir: str = setting(
+        "HORIZON_EXPORT_DIR",
+        "var/exports",
+        "Directory (relative to the working directory) where Bulk Data $export files are written, one "
+        "subdirectory per export job. Holds PHI: keep it on encrypted storage, never on a shared drive.",
+    )
+    export_retention_seconds: int = setting(
+        "HORIZON_EXPORT_RETENTION_SECONDS",
+        3600,
+        "How long a finished $export's files stay downloadable; the export-cleanup job deletes them after.",
+    )
+    export_workers: int = setting(
+        "HORIZON_EXPORT_WORKERS", 2, "Background threads per web process that write $export files."
+    )
+    export_file_max_resources: int = setting(
+        "HORIZON_EXPORT_FILE_MAX_RESOURCES",
+        100000,
+        "Most resources in one $export NDJSON file; a type with more is split over several files.",
+    )
 
     drop_folder: str = setting(
         "HORIZON_DROP_FOLDER",

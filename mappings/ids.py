@@ -30,6 +30,7 @@ a destination would change.
 | provenance | Provenance | session id | session id |
 | questionnaire | Questionnaire | instrument key | instrument key |
 | codesystem | CodeSystem | local CodeSystem name | name |
+| referrer-group | Group | referring practitioner id | practitioner id |
 
 Identifier system: `{base}/sid/{kind}` (see `MappingContext.sid`). Provenance has no identifier element in R4.
 """
@@ -70,6 +71,7 @@ RESOURCE_TYPE: dict[str, str] = {
     "provenance": "Provenance",
     "questionnaire": "Questionnaire",
     "codesystem": "CodeSystem",
+    "referrer-group": "Group",
 }
 
 

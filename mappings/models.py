@@ -13,6 +13,7 @@ from fhir.resources.R4B.device import Device
 from fhir.resources.R4B.domainresource import DomainResource
 from fhir.resources.R4B.encounter import Encounter
 from fhir.resources.R4B.flag import Flag
+from fhir.resources.R4B.group import Group
 from fhir.resources.R4B.medication import Medication
 from fhir.resources.R4B.medicationadministration import MedicationAdministration
 from fhir.resources.R4B.observation import Observation
@@ -39,6 +40,7 @@ MODELS: dict[str, type[DomainResource]] = {
         Device,
         Encounter,
         Flag,
+        Group,
         Medication,
         MedicationAdministration,
         Observation,

@@ -31,6 +31,7 @@ ADVERSE_EVENT = CORE + "AdverseEvent"
 SERVICE_REQUEST = CORE + "ServiceRequest"
 PROVENANCE = CORE + "Provenance"
 FLAG = CORE + "Flag"
+GROUP = CORE + "Group"
 CODE_SYSTEM = CORE + "CodeSystem"
 
 # Extensions: HL7 core (reference 4.3) and the clinic's own (under the base URL).

@@ -211,12 +211,7 @@ def require_scope(resource_type: str, interaction: str) -> Grant:
     403 when the token's scopes do not cover the interaction. Interactions: read, vread, search,
     history-instance, history-type, create, update, delete (or a permission letter of `cruds`).
     """
-    grant: Grant | None = g.get("smart_grant")
-    if grant is None:
-        grant = _authenticate()
-        g.smart_grant = grant
-        g.actor = grant.client_id
-        g.role = "smart-client"
+    grant = current_grant()
     if not grant.allows(resource_type, interaction):
         _refuse(
             403,
@@ -224,6 +219,17 @@ def require_scope(resource_type: str, interaction: str) -> Grant:
             f"the token's scopes do not allow {interaction} on {resource_type}",
             f'{_REALM}, error="insufficient_scope"',
         )
+    return grant
+
+
+def current_grant() -> Grant:
+    """The grant of this request's bearer token, scopes not yet checked (401 when there is none)."""
+    grant: Grant | None = g.get("smart_grant")
+    if grant is None:
+        grant = _authenticate()
+        g.smart_grant = grant
+        g.actor = grant.client_id
+        g.role = "smart-client"
     return grant
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from integration.fhir_api.operations import add_operations
 from integration.fhir_api.search_query import sort_keys
 from integration.store.search_params import COMMON, params_for, reference_params_to
 from mappings.ids import RESOURCE_TYPE
@@ -35,6 +36,10 @@ def search_capabilities(resource_type: str) -> dict[str, Any]:
 
 
 def capability_statement(token_url: str, software_version: str, published: str) -> dict[str, Any]:
+    return add_operations(_statement(token_url, software_version, published))
+
+
+def _statement(token_url: str, software_version: str, published: str) -> dict[str, Any]:
     return {
         "resourceType": "CapabilityStatement",
         "status": "active",

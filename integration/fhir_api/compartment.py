@@ -56,8 +56,13 @@ def group_members(conn: Connection, group_id: str) -> frozenset[str]:
     stored = ResourceRepository(conn).read("Group", group_id)
     if stored is None or stored.deleted or not stored.content:
         return frozenset()
+    return member_ids(stored.content)
+
+
+def member_ids(group_content: str) -> frozenset[str]:
+    """Patient ids listed as current (not inactive) members in a Group's stored JSON."""
     members: set[str] = set()
-    for member in orjson.loads(stored.content).get("member", []):
+    for member in orjson.loads(group_content).get("member", []):
         if member.get("inactive"):
             continue
         reference = member.get("entity", {}).get("reference", "")

@@ -44,6 +44,7 @@ ISSUE_OF_STATUS: dict[int, tuple[str, str]] = {
     406: ("error", "not-supported"),
     410: ("error", "deleted"),
     415: ("error", "not-supported"),
+    429: ("error", "throttled"),
     500: ("fatal", "exception"),
 }
 

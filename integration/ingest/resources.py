@@ -94,15 +94,16 @@ def map_to_fhir(
     """Map one valid record and validate each resource with its R4B model (raises MappingError or
     pydantic's ValidationError, which the caller turns into a rejection of the record)."""
     patient_id = resource_id("patient", patient_clinic_id) if patient_clinic_id else None
-    return [_mapped(d, patient_id) for d in map_record_dicts(kind, record, ctx)]
+    return [mapped(d, patient_id) for d in map_record_dicts(kind, record, ctx)]
 
 
 def static_resources(ctx: MappingContext) -> Produced:
     """The configuration-derived resources (Organization, Device, Questionnaires, CodeSystems)."""
-    return Produced(*STATIC_SOURCE, [_mapped(d, None) for d in static_dicts(ctx)])
+    return Produced(*STATIC_SOURCE, [mapped(d, None) for d in static_dicts(ctx)])
 
 
-def _mapped(body: dict[str, Any], patient_id: str | None) -> MappedResource:
+def mapped(body: dict[str, Any], patient_id: str | None) -> MappedResource:
+    """Validate one built resource and hash its content (meta excluded, as the store compares it)."""
     validate(body)
     content_hash = hashlib.sha256(orjson.dumps(body, option=_SORTED)).hexdigest()
     own_patient = body["id"] if body["resourceType"] == "Patient" else patient_id

@@ -17,6 +17,7 @@ import orjson
 from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 
+from integration.ingest.groups import refresh_referrer_groups
 from integration.ingest.problems import RecordError, Reference
 from integration.ingest.resources import (
     MappedResource,
@@ -108,13 +109,16 @@ def ingest(
     candidates = [_validate(kind, record) for kind, record in records]
     _reject_duplicates(candidates)
     _map_changed(db, candidates, ctx)
-    received_at = _millis(now or datetime.now(UTC))
     for attempt in range(1, _WRITE_ATTEMPTS + 1):
         try:
             with db.serialized_writer() as conn:
+                # Stamped under the lock: recorded times rise with the change feed (Bulk _since needs it).
+                received_at = _millis(now or datetime.now(UTC))
                 accepted = _store(ClinicRecordRepository(conn), candidates, source, received_at, request_id)
                 produced = [_produced(c, ctx) for c in accepted]
                 write_resources(ResourceRepository(conn), produced, received_at)
+                referrals = [c.record for c in accepted if c.outcome.kind == "referral"]
+                refresh_referrer_groups(conn, referrals, ctx, received_at)
                 if audit is not None:
                     outcomes = [c.outcome for c in candidates]
                     audit.detail = _summary(candidates)

@@ -352,3 +352,66 @@ summary_cursor = Table(
     Column("seq", BigInteger, nullable=False),
     Column("updated_at", UtcDateTime(), nullable=False),
 )
+
+# --- Referrer Groups and Bulk Data export ---------------------------------------------------------
+
+# The referrer and patient each current referral names, so intake can rebuild a referrer's Group
+# (integration/ingest/groups.py) with one indexed lookup instead of reading every referral.
+referral_link = Table(
+    "referral_link",
+    metadata,
+    Column("referral_id", String(128), primary_key=True),
+    Column("practitioner_id", String(128), nullable=False),
+    Column("patient_id", String(128), nullable=False),
+    Index(None, "practitioner_id"),
+)
+
+EXPORT_STATUSES = ("queued", "running", "complete", "failed", "cancelled")
+
+# Bulk Data $export jobs (integration/bulk/). The snapshot is transaction_time: intake stamps its
+# writes under the serialized-writer lock, so every change feed row up to seq_high was recorded at
+# or before it, and every later one strictly after it.
+export_job = Table(
+    "export_job",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("client_id", String(64), nullable=False),
+    Column("kind", String(8), nullable=False),
+    Column("group_id", String(64), nullable=True),
+    Column("scope_group_id", String(64), nullable=True),
+    Column("types", Text, nullable=False),
+    Column("since", UtcDateTime(), nullable=True),
+    Column("output_format", String(40), nullable=False),
+    Column("request_url", Text, nullable=False),
+    Column("transaction_time", UtcDateTime(), nullable=False),
+    Column("seq_high", BigInteger, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("worker", String(128), nullable=True),
+    Column("lease_until", UtcDateTime(), nullable=True),
+    Column("progress", String(100), nullable=True),
+    Column("error", Text, nullable=True),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    Column("completed_at", UtcDateTime(), nullable=True),
+    Column("expires_at", UtcDateTime(), nullable=True),
+    CheckConstraint("kind IN ('system', 'patient', 'group')", name="kind"),
+    CheckConstraint("status IN ('queued', 'running', 'complete', 'failed', 'cancelled')", name="status"),
+    Index(None, "client_id", "status"),
+    Index(None, "status", "lease_until"),
+)
+
+# The files of a finished export job, in manifest order; the bytes live under export_dir/<job id>/.
+export_file = Table(
+    "export_file",
+    metadata,
+    Column("job_id", String(64), primary_key=True),
+    Column("name", String(100), primary_key=True),
+    Column("position", Integer, nullable=False),
+    Column("kind", String(8), nullable=False),
+    Column("resource_type", String(64), nullable=False),
+    Column("count", Integer, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    ForeignKeyConstraint(["job_id"], ["export_job.id"], ondelete="CASCADE"),
+    CheckConstraint("kind IN ('output', 'error', 'deleted')", name="kind"),
+)
