@@ -48,7 +48,9 @@ def test_metadata_is_public_and_truthful(client):
     assert statement["fhirVersion"] == "4.0.1" and statement["format"] == ["json", "xml"]
     resources = {r["type"]: {i["code"] for i in r["interaction"]} for r in statement["rest"][0]["resource"]}
     assert resources["Observation"] == {"read", "vread", "history-instance", "history-type", "search-type"}
-    assert "operation" not in str(statement)  # nothing beyond what the routes implement
+    operations = {o["name"] for r in statement["rest"][0].get("resource", []) for o in r.get("operation", [])}
+    operations |= {o["name"] for o in statement["rest"][0].get("operation", [])}
+    assert operations == {"everything", "export"}  # nothing beyond what the routes implement
 
 
 def test_read_needs_a_token(client, db, stored):
