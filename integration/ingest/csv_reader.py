@@ -57,7 +57,7 @@ def read_csv(files: dict[str, bytes]) -> list[tuple[str, dict]]:
     records: dict[str, list[tuple[int, dict]]] = {}
     for file, kind in RECORD_FILES.items():
         if file in files:
-            rows = _rows(file, files[file])
+            rows = _rows(file, files[file], "id")
             records[file] = [(line, _record(file, line, row, SHAPES[kind])) for line, row in rows]
     standalone = _attach_assessments(files, records)
     for file, (parent_file, link, list_name) in ITEM_FILES.items():
@@ -93,9 +93,7 @@ def _attach(
 ) -> None:
     parents = _index(parent_rows)
     item = _item_shape(parent_file, list_name)
-    rows = _rows(file, data)
-    if rows and link not in rows[0][1]:
-        raise ReaderError(file, f"the header has no {link} column", line=1)
+    rows = _rows(file, data, link)
     for line, row in rows:
         parent_id = row.pop(link)
         if not parent_id:
@@ -128,8 +126,13 @@ def _item_shape(parent_file: str, list_name: str) -> Shape | None:
     return field.item.shape if field.item is not None else None
 
 
-def _rows(file: str, data: bytes) -> list[_Row]:
-    """(line, header -> cell) of every data row; the line is where the row ends, as csv counts it."""
+def _rows(file: str, data: bytes, key: str) -> list[_Row]:
+    """(line, header -> cell) of every data row; the line is where the row ends, as csv counts it.
+
+    The header must name the file's key column before anything else is said about it: a file
+    without a header would otherwise have its first record's cells (names, birth dates) quoted
+    back as column names in errors and import reports.
+    """
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -140,6 +143,8 @@ def _rows(file: str, data: bytes) -> list[_Row]:
         header = next(reader, None)
         if header is None:
             return []
+        if key not in header:
+            raise ReaderError(file, f"the first row is not a header: it has no {key} column", line=1)
         duplicates = sorted({h for h in header if header.count(h) > 1})
         if duplicates:
             raise ReaderError(file, "the header repeats a column", line=1, column=duplicates[0])

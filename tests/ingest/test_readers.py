@@ -342,3 +342,11 @@ def test_import_command_refuses_a_malformed_file_and_stores_nothing(app, tmp_pat
     other = tmp_path / "notes.txt"
     other.write_text("hi")
     assert "neither an .xml file" in _import(app, other).output
+
+
+def test_a_csv_without_header_is_refused_without_quoting_its_cells():
+    headerless = b"MRN100,Sam,Lee,1980-04-02,Lee\r\nMRN101,Ana,Diaz,1975-01-09,Diaz\r\n"
+    with pytest.raises(ReaderError) as caught:
+        read_csv({"patients.csv": headerless})
+    assert "not a header" in str(caught.value)
+    assert not any(cell in str(caught.value) for cell in ("MRN100", "Sam", "Lee", "1980"))
