@@ -24,6 +24,7 @@ from integration.ingest.resources import mapping_context
 from integration.settings import Settings
 from integration.store.db import Database, make_engine
 from integration.summaries.api import bp as summaries_admin_bp
+from integration.sync import service as sync_service
 
 log = logging.getLogger("horizon.access")
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
@@ -41,6 +42,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     engine = make_engine(settings.database_url, pool_size=settings.db_pool_size)
     app.extensions["horizon.db"] = Database(engine)
     app.extensions["horizon.mapping"] = mapping_context(settings)
+    sync_service.load_into(app, settings)
 
     _register_request_context(app)
     http_errors.register(app)

@@ -1,0 +1,242 @@
+"""Delivery against a real FHIR receiver on 127.0.0.1, on both databases: exactly-once effect across
+retries, token refresh, dead letters, crashes between send and ack, deletions and concurrent workers."""
+
+from __future__ import annotations
+
+import copy
+import threading
+import time
+from collections import Counter
+
+import orjson
+import pytest
+from sqlalchemy import func, select
+
+from integration.store.schema import sync_outbox
+from integration.sync import service
+from integration.sync.engine import DeliveryEngine
+from integration.sync.feed import advance
+from integration.sync.outbox import OutboxRepository
+from integration.sync.state import StateRepository
+from tests.sync.conftest import assert_mirrors, current, load, make_destination, store
+
+
+def sync(db, settings, destination, **kwargs):
+    advance(db, destination)
+    return DeliveryEngine(db, settings, destination, **kwargs).deliver(linger=kwargs.pop("linger", 5.0))
+
+
+def applied(receiver):
+    """How many times each (method, resource, version) was applied by the receiver."""
+    return Counter(receiver.writes)
+
+
+@pytest.mark.parametrize(
+    ("mode", "write_by"),
+    [("transaction", "id"), ("batch", "id"), ("individual", "id"), ("transaction", "identifier")],
+)
+def test_every_resource_arrives_once_and_a_rerun_sends_nothing(db, ctx, settings, receiver, mode, write_by):
+    load(db, ctx)
+    destination = make_destination(receiver.url, write_mode=mode, write_by=write_by)
+    counts = sync(db, settings, destination)
+    live = sum(1 for _v, deleted in current(db).values() if not deleted)
+    assert counts.sent == live and counts.dead == 0
+    if write_by == "id":
+        assert_mirrors(receiver, db)
+    else:  # the receiver chose its own ids: every identified resource is there once
+        assert len(receiver.store) == live
+    before = len(receiver.requests)
+    again = sync(db, settings, destination)
+    assert again.sent == 0 and len(receiver.requests) == before
+
+
+def test_retries_honour_retry_after_and_land_once(db, ctx, settings, receiver):
+    load(db, ctx)
+    destination = make_destination(receiver.url, write_mode="batch")
+    receiver.fail_next(1, 503)
+    receiver.fail_next(1, 429, {"Retry-After": "1"})
+    receiver.fail_next(1, 500, commit=True)  # applied, but the answer is lost: re-sent, still once
+    started = time.monotonic()
+    counts = sync(db, settings, destination)
+    assert counts.retrying >= 3 and counts.dead == 0
+    assert time.monotonic() - started >= 1.0  # the Retry-After second was waited
+    assert_mirrors(receiver, db)
+
+
+def test_401_refreshes_once_and_replays(db, ctx, settings, receiver, monkeypatch):
+    monkeypatch.setenv("TEST_EHR_TOKEN", "s3cret-token")
+    receiver.token = "s3cret-token"
+    receiver.unauthorized_once = True
+    load(db, ctx, patients=1)
+    destination = make_destination(receiver.url, auth={"type": "bearer", "token_env": "TEST_EHR_TOKEN"})
+    counts = sync(db, settings, destination)
+    assert counts.dead == 0 and counts.retrying == 0 and counts.sent > 0
+    assert [r[2] for r in receiver.requests[:2]] == [401, 200]
+    assert_mirrors(receiver, db)
+
+
+def test_a_refused_entry_is_a_dead_letter_and_other_patients_go_on(db, ctx, settings, receiver):
+    batch = load(db, ctx, patients=3)
+    destination = make_destination(receiver.url, write_mode="transaction")
+    bad_patient = batch["patients"][0]["id"]
+    from mappings.ids import resource_id
+
+    bad_id = resource_id("patient", bad_patient)
+    receiver.bad_ids[bad_id] = 422
+    counts = sync(db, settings, destination)
+    assert counts.dead == 1
+    with db.reader() as conn:
+        dead = OutboxRepository(conn).dead_letters("test-ehr", 10, None)
+    assert len(dead) == 1 and dead[0]["resource_id"] == bad_id and dead[0]["last_status"] == 422
+    assert orjson.loads(dead[0]["response"])["resourceType"] == "OperationOutcome"
+    others = [k for k, (_v, deleted) in current(db).items() if not deleted and k != ("Patient", bad_id)]
+    assert all(k in receiver.store for k in others)
+
+
+def test_409_and_412_are_dead_letters_with_the_servers_answer(db, ctx, settings, receiver):
+    load(db, ctx, patients=1)
+    destination = make_destination(receiver.url, write_mode="individual")
+    receiver.fail_next(1, 409, body={"resourceType": "OperationOutcome", "issue": [{"code": "conflict"}]})
+    receiver.fail_next(1, 412)
+    counts = sync(db, settings, destination)
+    assert counts.dead == 2
+    with db.reader() as conn:
+        dead = OutboxRepository(conn).dead_letters("test-ehr", 10, None)
+    assert sorted(d["last_status"] for d in dead) == [409, 412]
+    assert any("conflict" in d["response"] for d in dead)
+
+
+def test_exhausted_retries_become_dead_letters(db, ctx, settings, receiver):
+    load(db, ctx, patients=1)
+    destination = make_destination(
+        receiver.url,
+        write_mode="transaction",
+        retry={"base_seconds": 0.01, "max_seconds": 0.02, "max_attempts": 2},
+    )
+    receiver.fail_next(10, 500)
+    counts = sync(db, settings, destination)
+    assert counts.dead > 0 and counts.sent == 0
+    with db.reader() as conn:
+        dead = OutboxRepository(conn).dead_letters("test-ehr", 1, None)
+    assert "gave up after 2 attempts" in dead[0]["last_error"]
+
+
+def test_a_crash_between_send_and_ack_still_lands_once(db, ctx, settings, receiver):
+    load(db, ctx)
+    destination = make_destination(receiver.url, write_mode="transaction", batch_size=20)
+
+    def crash():
+        raise SystemExit("worker killed after send")
+
+    advance(db, destination)
+    with pytest.raises(SystemExit):
+        DeliveryEngine(db, settings, destination, lease_seconds=0.5, after_send=crash).deliver()
+    assert receiver.writes  # the first bundle arrived, its outcome was never recorded
+    time.sleep(0.6)  # the dead worker's lane leases run out
+    DeliveryEngine(db, settings, destination).deliver()
+    assert_mirrors(receiver, db)
+    # the crashed bundle was re-sent: applied twice, held once (PUT by id is idempotent)
+    assert max(applied(receiver).values()) == 2
+
+
+def test_changes_and_deletions_follow_on_the_next_run(db, ctx, settings, receiver):
+    batch = load(db, ctx, patients=1)
+    destination = make_destination(receiver.url, write_mode="batch")
+    sync(db, settings, destination)
+    changed = copy.deepcopy(batch)
+    session = changed["sessions"][0]
+    assert len(session["vitals"]) > 1
+    session["vitals"] = session["vitals"][:1]
+    store(db, ctx, {"sessions": [session]})
+    deleted = [k for k, (_v, gone) in current(db).items() if gone]
+    assert deleted
+    sync(db, settings, destination)
+    assert all(receiver.store[k].deleted for k in deleted)
+    assert ("DELETE", f"{deleted[0][0]}/{deleted[0][1]}", None) in receiver.writes
+    assert_mirrors(receiver, db)
+
+
+def test_one_patients_writes_stay_in_order_while_another_waits(db, ctx, settings, receiver):
+    load(db, ctx, patients=2)
+    destination = make_destination(receiver.url, write_mode="individual")
+    receiver.fail_next(1, 503)  # the first write of the first lane waits; its lane waits with it
+    sync(db, settings, destination)
+    assert_mirrors(receiver, db)
+    with db.reader() as conn:
+        order = conn.execute(
+            select(sync_outbox.c.lane, sync_outbox.c.resource_type, sync_outbox.c.resource_id).order_by(
+                sync_outbox.c.lane, sync_outbox.c.pk
+            )
+        ).all()
+    sent_order = [w[1] for w in receiver.writes]
+    for lane in {row.lane for row in order}:
+        expected = [f"{r.resource_type}/{r.resource_id}" for r in order if r.lane == lane]
+        got = [key for key in dict.fromkeys(sent_order) if key in set(expected)]
+        assert got == expected
+
+
+def test_two_engines_claiming_at_once_deliver_each_write_once(db, ctx, settings, receiver):
+    load(db, ctx, patients=6)
+    destination = make_destination(receiver.url, write_mode="individual", batch_size=5)
+    advance(db, destination)
+    receiver.delay = 0.002
+    errors: list[BaseException] = []
+
+    def work():
+        try:
+            DeliveryEngine(db, settings, destination).deliver()
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors
+    counts = applied(receiver)
+    assert counts and max(counts.values()) == 1
+    assert_mirrors(receiver, db)
+    with db.reader() as conn:
+        left = conn.execute(select(func.count()).where(sync_outbox.c.status != "sent")).scalar()
+    assert left == 0
+
+
+def test_consented_destinations_get_only_consenting_patients(db, ctx, settings, receiver):
+    batch = load(db, ctx, patients=10, seed=11)
+    destination = make_destination(receiver.url, patients="consented")
+    refused = [
+        p
+        for p in batch["patients"]
+        if (p.get("consent") or {}).get("share_with_destinations") is not None
+        and "test-ehr" not in p["consent"]["share_with_destinations"]
+    ]
+    assert refused, "the synthetic seed should include a patient who limits sharing"
+    sync(db, settings, destination)
+    from mappings.ids import resource_id
+
+    for patient in batch["patients"]:
+        held = ("Patient", resource_id("patient", patient["id"])) in receiver.store
+        assert held == (patient not in refused)
+
+
+def test_paused_destination_sends_nothing_until_resumed(db, ctx, settings, receiver):
+    load(db, ctx, patients=1)
+    destination = make_destination(receiver.url)
+    with db.writer() as conn:
+        StateRepository(conn).set_paused("test-ehr", True)
+    assert sync(db, settings, destination).sent == 0 and not receiver.writes
+    with db.writer() as conn:
+        StateRepository(conn).set_paused("test-ehr", False)
+    assert sync(db, settings, destination).sent > 0
+
+
+def test_dry_run_builds_without_sending_or_moving_the_cursor(db, ctx, settings, receiver):
+    load(db, ctx, patients=1)
+    destination = make_destination(receiver.url)
+    preview = service.dry_run(db, settings, destination, None)
+    assert preview["mode"] == "transaction" and preview["problems"] == []
+    assert preview["bundles"][0]["type"] == "transaction" and preview["entries"] > 0
+    assert not receiver.requests
+    with db.reader() as conn:
+        assert StateRepository(conn).get("test-ehr").cursor_seq == 0
