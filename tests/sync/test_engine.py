@@ -23,7 +23,8 @@ from tests.sync.conftest import assert_mirrors, current, load, make_destination,
 
 def sync(db, settings, destination, **kwargs):
     advance(db, destination)
-    return DeliveryEngine(db, settings, destination, **kwargs).deliver(linger=kwargs.pop("linger", 5.0))
+    linger = kwargs.pop("linger", 5.0)
+    return DeliveryEngine(db, settings, destination, **kwargs).deliver(linger=linger)
 
 
 def applied(receiver):
@@ -240,3 +241,40 @@ def test_dry_run_builds_without_sending_or_moving_the_cursor(db, ctx, settings, 
     assert not receiver.requests
     with db.reader() as conn:
         assert StateRepository(conn).get("test-ehr").cursor_seq == 0
+
+
+def test_auto_mode_learns_from_the_server_once_and_uses_batch(db, ctx, settings):
+    from tests.sync.receiver import Receiver
+
+    server = Receiver(transaction=False, batch=True).start()
+    try:
+        load(db, ctx, patients=1)
+        destination = make_destination(server.url, write_mode="auto")
+        counts = sync(db, settings, destination)
+        sync(db, settings, destination)
+    finally:
+        server.stop()
+    assert counts.sent > 0 and counts.dead == 0
+    paths = [r[1] for r in server.requests]
+    assert paths.count("/fhir/metadata") == 1  # learned on first use, then read from the table
+    with db.reader() as conn:
+        learned = StateRepository(conn).get("test-ehr").capabilities
+    assert learned["batch"] and not learned["transaction"]
+
+
+def test_breaker_opens_after_consecutive_failures_and_resumes_by_itself(db, ctx, settings, receiver):
+    load(db, ctx, patients=1)
+    destination = make_destination(receiver.url, breaker={"failure_threshold": 2, "cooldown_seconds": 1})
+    receiver.fail_next(2, 503)
+    counts = sync(db, settings, destination, linger=3.0)
+    assert counts.sent == 0 and len(receiver.requests) == 2
+    with db.reader() as conn:
+        assert StateRepository(conn).get("test-ehr").breaker.state == "open"
+    assert "circuit open" in counts.errors[-1]["error"]
+    time.sleep(1.1)  # cool-down over: half-open, one probe, then closed again
+    counts = sync(db, settings, destination)
+    assert counts.sent > 0
+    assert len(receiver.requests[2]) and receiver.requests[2][2] == 200
+    with db.reader() as conn:
+        assert StateRepository(conn).get("test-ehr").breaker.state == "closed"
+    assert_mirrors(receiver, db)
