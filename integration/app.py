@@ -14,6 +14,9 @@ import uuid
 from flask import Flask, Response, g, request
 
 from integration import audit, http_errors, logs
+from integration.admin.dead_letters import bp as admin_dead_letters_bp
+from integration.admin.destinations import bp as admin_destinations_bp
+from integration.admin.syncs import bp as admin_syncs_bp
 from integration.audit_events_api import bp as audit_events_bp
 from integration.auth.signing_keys import bp as signing_keys_bp
 from integration.auth.smart import bp as smart_bp
@@ -54,6 +57,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(fhir_bp)
     app.register_blueprint(audit_events_bp)
     app.register_blueprint(summaries_admin_bp)
+    app.register_blueprint(admin_syncs_bp)
+    app.register_blueprint(admin_destinations_bp)
+    app.register_blueprint(admin_dead_letters_bp)
 
     from integration import cli
 

@@ -46,4 +46,6 @@ def jobs_for(app: Flask) -> list[JobSpec]:
     ]
     if is_sqlite(app.extensions["horizon.db"].engine):
         specs.append(JobSpec("sqlite-checkpoint", checkpoint_sqlite, "interval", {"minutes": 5}))
-    return specs
+    from integration.sync.jobs import sync_jobs  # sync imports JobSpec from here
+
+    return specs + sync_jobs(app)

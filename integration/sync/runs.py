@@ -22,7 +22,7 @@ MAX_ERRORS = 50
 
 
 def _row(row: Any) -> dict[str, Any]:
-    out = dict(row._mapping)
+    out = {str(k): v for k, v in row._mapping.items()}  # plain str keys (orjson refuses subclasses)
     for key in ("options", "counts", "errors"):
         out[key] = orjson.loads(out[key])
     out.pop("active_destination", None)

@@ -5,6 +5,7 @@ commit-then-fail). Runs on werkzeug on 127.0.0.1, random port, in a thread."""
 from __future__ import annotations
 
 import copy
+import logging
 import threading
 import time
 from collections import deque
@@ -16,6 +17,8 @@ from urllib.parse import parse_qs, unquote
 import orjson
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
+
+logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request drowns test output
 
 
 def outcome(diagnostics: str, code: str = "invalid") -> dict[str, Any]:
