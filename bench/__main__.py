@@ -1,6 +1,6 @@
 """`python -m bench`: run every benchmark and print its figures."""
 
-from bench import intake, mappings, summaries, validation
+from bench import intake, mappings, summaries, sync, validation
 
 
 def main() -> None:
@@ -11,6 +11,8 @@ def main() -> None:
     intake.main()
     print()
     summaries.main()
+    print()
+    sync.main()
 
 
 if __name__ == "__main__":

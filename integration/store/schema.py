@@ -295,7 +295,7 @@ sync_outbox = Table(
     UniqueConstraint("destination", "dedupe_key"),
     CheckConstraint("kind IN ('resource', 'request')", name="kind"),
     CheckConstraint("status IN ('pending', 'sent', 'dead')", name="status"),
-    Index(None, "destination", "status", "next_attempt_at"),
+    Index(None, "destination", "status", "pk"),
     Index(None, "destination", "lane", "pk"),
 )
 

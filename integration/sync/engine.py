@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select, tuple_
 
 from integration.settings import Settings
 from integration.store.db import Database
@@ -236,38 +236,47 @@ class DeliveryEngine:
     def load_writes(self, items: list[OutboxItem], conditional: bool) -> dict[int, bundle.EntryWrite]:
         """The stored bytes of each item's version (and our identifier, for conditional writes)."""
         v = fhir_resource_version.c
-        out: dict[int, bundle.EntryWrite] = {}
+        wanted: dict[str, list[tuple[str, int]]] = {}
+        for item in items:
+            if not item.deleted and item.content is None:
+                wanted.setdefault(str(item.resource_type), []).append(
+                    (str(item.resource_id), int(item.version_id or 0))
+                )
+        contents: dict[tuple[str, str, int], str] = {}
         with self.db.reader() as conn:
-            for item in items:
-                content = None
-                if not item.deleted:
-                    content = conn.execute(
-                        select(v.content).where(
-                            v.resource_type == item.resource_type,
-                            v.id == item.resource_id,
-                            v.version_id == item.version_id,
+            for resource_type, keys in wanted.items():
+                for start in range(0, len(keys), 400):
+                    rows = conn.execute(
+                        select(v.id, v.version_id, v.content).where(
+                            v.resource_type == resource_type,
+                            tuple_(v.id, v.version_id).in_(keys[start : start + 400]),
                         )
-                    ).scalar()
+                    )
+                    contents.update({(resource_type, r.id, r.version_id): r.content for r in rows})
+            out: dict[int, bundle.EntryWrite] = {}
+            for item in items:
+                content = item.content or contents.get(
+                    (str(item.resource_type), str(item.resource_id), int(item.version_id or 0))
+                )
                 identifier = None
                 if conditional:
-                    source = (
-                        content
-                        or conn.execute(
-                            select(v.content)
-                            .where(
-                                v.resource_type == item.resource_type,
-                                v.id == item.resource_id,
-                                v.deleted.is_(False),
-                            )
-                            .order_by(v.version_id.desc())
-                            .limit(1)
-                        ).scalar()
-                    )
+                    source = content or self._last_content(conn, item)
                     identifier = bundle.identifier_of(source, self.system_prefix) if source else None
                 out[item.pk] = bundle.EntryWrite(
                     str(item.resource_type), str(item.resource_id), content, identifier
                 )
         return out
+
+    @staticmethod
+    def _last_content(conn: Connection, item: OutboxItem) -> str | None:
+        """The last live version's bytes of a deleted resource (where our identifier still is)."""
+        v = fhir_resource_version.c
+        return conn.execute(
+            select(v.content)
+            .where(v.resource_type == item.resource_type, v.id == item.resource_id, v.deleted.is_(False))
+            .order_by(v.version_id.desc())
+            .limit(1)
+        ).scalar()
 
     def _exchange(self, method: str, path: str, body: bytes | None, content_type: str) -> Answer | str:
         try:

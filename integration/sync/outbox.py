@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from integration.store.schema import sync_lane, sync_outbox
+from integration.store.schema import fhir_resource_version, sync_lane, sync_outbox
 
 SHARED_LANE = "~shared"
 
@@ -105,9 +105,10 @@ class OutboxItem:
     content_type: str | None
     attempts: int
     dedupe_key: str
+    content: str | None = None  # the resource version's stored bytes, read with the claim
 
 
-_ITEM_COLUMNS = [getattr(sync_outbox.c, f) for f in OutboxItem.__dataclass_fields__]
+_ITEM_COLUMNS = [getattr(sync_outbox.c, f) for f in OutboxItem.__dataclass_fields__ if f != "content"]
 
 
 class OutboxRepository:
@@ -169,16 +170,27 @@ class OutboxRepository:
     ) -> list[OutboxItem]:
         """Lease up to `lanes` lanes with due rows; return up to `items` of their pending rows, in order."""
         t, lt = sync_outbox.c, sync_lane.c
+        # The oldest due rows whose lane nobody else holds, in pk order (index destination, status, pk):
+        # bounded work per claim, however long the outbox is.
+        busy = (
+            select(lt.lane)
+            .where(
+                lt.destination == t.destination,
+                lt.lane == t.lane,
+                lt.lease_expires_at >= now,
+                lt.holder != holder,
+            )
+            .exists()
+        )
         due = (
             select(t.lane)
-            .where(t.destination == destination, t.status == PENDING, t.next_attempt_at <= now)
-            .group_by(t.lane)
-            .order_by(func.min(t.pk))
-            .limit(lanes * 4)
+            .where(t.destination == destination, t.status == PENDING, t.next_attempt_at <= now, ~busy)
+            .order_by(t.pk)
+            .limit(items * 2)
         )
         if lane is not None:
             due = due.where(t.lane == lane)
-        candidates = list(self._conn.execute(due).scalars())
+        candidates = list(dict.fromkeys(self._conn.execute(due).scalars()))[: lanes * 4]
         if not candidates:
             return []
         free = and_(
@@ -212,8 +224,13 @@ class OutboxRepository:
                     select(lt.lane).where(lt.destination == destination, lt.holder == holder)
                 ).scalars()
             )
+        v = fhir_resource_version.c
+        version = and_(
+            v.resource_type == t.resource_type, v.id == t.resource_id, v.version_id == t.version_id
+        )
         rows = self._conn.execute(
-            select(*_ITEM_COLUMNS)
+            select(*_ITEM_COLUMNS, v.content)
+            .select_from(sync_outbox.outerjoin(fhir_resource_version, version))
             .where(t.destination == destination, t.lane.in_(locked), t.status == PENDING)
             .order_by(t.lane, t.pk)
             .limit(items)

@@ -65,8 +65,8 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("sync_outbox", schema=None) as batch_op:
         batch_op.create_index(
-            batch_op.f("ix_sync_outbox_destination_status_next_attempt_at"),
-            ["destination", "status", "next_attempt_at"],
+            batch_op.f("ix_sync_outbox_destination_status_pk"),
+            ["destination", "status", "pk"],
             unique=False,
         )
         batch_op.create_index(
@@ -112,6 +112,6 @@ def downgrade() -> None:
     op.drop_table("sync_lane")
     with op.batch_alter_table("sync_outbox", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_sync_outbox_destination_lane_pk"))
-        batch_op.drop_index(batch_op.f("ix_sync_outbox_destination_status_next_attempt_at"))
+        batch_op.drop_index(batch_op.f("ix_sync_outbox_destination_status_pk"))
     op.drop_table("sync_outbox")
     op.drop_table("sync_destination")
