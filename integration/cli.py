@@ -1,4 +1,4 @@
-"""Flask CLI commands: `flask --app wsgi db|tokens|clients|keys|import|scheduler|demo ...`."""
+"""Flask CLI commands: `flask --app wsgi db|tokens|clients|keys|import|scheduler|sync|demo ...`."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from integration.auth.smart_cli import clients_cli
 from integration.ingest.import_cli import import_command
 from integration.store import migrate
 from integration.store.tokens import ROLES, DuplicateTokenName, TokenRepository
+from integration.sync.cli import sync_cli
 
 db_cli = AppGroup("db", help="Database schema.")
 tokens_cli = AppGroup("tokens", help="API bearer tokens for the clinic and admins.")
@@ -29,6 +30,7 @@ def register(app: Flask) -> None:
     app.cli.add_command(scheduler_command)
     app.cli.add_command(demo_command)
     app.cli.add_command(import_command)
+    app.cli.add_command(sync_cli)
 
 
 def _db():  # noqa: ANN202
