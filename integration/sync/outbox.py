@@ -133,7 +133,11 @@ class OutboxRepository:
                 select(t.dedupe_key, t.status).where(t.destination == destination, t.dedupe_key.in_(part))
             )
             existing.update({r.dedupe_key: r.status for r in rows})
-        new = [w for w in writes if w.dedupe_key not in existing]
+        seen, new = set(existing), []
+        for w in writes:  # in order; a key given twice is enqueued once
+            if w.dedupe_key not in seen:
+                seen.add(w.dedupe_key)
+                new.append(w)
         if new:
             rows = [
                 {

@@ -278,3 +278,52 @@ def test_breaker_opens_after_consecutive_failures_and_resumes_by_itself(db, ctx,
     with db.reader() as conn:
         assert StateRepository(conn).get("test-ehr").breaker.state == "closed"
     assert_mirrors(receiver, db)
+
+
+def test_any_request_can_ride_the_same_outbox(db, ctx, settings, receiver):
+    """The interface other features use (e.g. a referrer summary POST): enqueue a request, deliver, retry."""
+    from datetime import UTC, datetime
+
+    from integration.sync.outbox import OutboxWrite
+
+    destination = make_destination(receiver.url)
+    document = orjson.dumps({"resourceType": "Patient", "id": "doc-1"}).decode()
+    write = OutboxWrite.request(
+        lane="referrer-doc",
+        dedupe_key="summary/doc-1/v1",
+        method="PUT",
+        path="Patient/doc-1",
+        body=document,
+        content_type="application/fhir+json",
+    )
+    with db.writer() as conn:
+        assert OutboxRepository(conn).enqueue("test-ehr", [write, write], datetime.now(UTC)) == (1, 0)
+    with db.writer() as conn:
+        assert OutboxRepository(conn).enqueue("test-ehr", [write], datetime.now(UTC)) == (0, 0)
+    receiver.fail_next(1, 503)
+    counts = DeliveryEngine(db, settings, destination).deliver(linger=5)
+    assert counts.sent == 1 and counts.retrying == 1
+    assert len(receiver.store[("Patient", "doc-1")].versions) == 1
+
+
+def test_logs_carry_no_token_ids_or_content(db, ctx, settings, receiver, monkeypatch, caplog):
+    import logging
+
+    monkeypatch.setenv("TEST_EHR_TOKEN", "s3cret-token-value")
+    receiver.token = "s3cret-token-value"
+    receiver.unauthorized_once = True
+    batch = load(db, ctx, patients=1)
+    destination = make_destination(receiver.url, auth={"type": "bearer", "token_env": "TEST_EHR_TOKEN"})
+    receiver.fail_next(1, 500)
+    with caplog.at_level(logging.DEBUG, logger="integration"):
+        sync(db, settings, destination)
+    text = "\n".join(
+        f"{r.getMessage()} {r.__dict__}" for r in caplog.records if r.name.startswith("integration")
+    )
+    assert caplog.records
+    assert "s3cret-token-value" not in text
+    from mappings.ids import resource_id
+
+    assert batch["patients"][0]["id"] not in text
+    assert resource_id("patient", batch["patients"][0]["id"]) not in text
+    assert batch["patients"][0]["family"] not in text
