@@ -189,7 +189,7 @@ def dry_run(
         )
     mode, conditional = choose(destination, state.capabilities)
     resources = [i for i in items if i.kind == "resource"]
-    writes = engine.load_writes(resources, conditional)
+    writes = engine.sender.load_writes(resources, conditional)
     entries = [writes[i.pk] for i in resources]
     problems = bundle.check(entries)
     bundles = []
