@@ -56,6 +56,8 @@ class Receiver:
         self.failures: deque[tuple[int, dict[str, str], dict[str, Any] | None, bool]] = deque()
         self.bad_ids: dict[str, int] = {}  # resource id -> status to refuse it with
         self.delay = 0.0
+        self.slow_next = 0  # this many next writes sleep `slow_seconds` before answering (after applying)
+        self.slow_seconds = 0.0
         self.unauthorized_once = False
         self.tokens_issued = 0
         self.lock = threading.Lock()
@@ -144,6 +146,11 @@ class Receiver:
                 status, headers, body, _ = failure
                 return self._json(status, body or outcome(f"scripted {status}", "transient"), headers)
             answer = self._dispatch(request.method, rel, request.query_string.decode(), request.get_data())
+            slow = self.slow_next > 0
+            self.slow_next -= 1 if slow else 0
+        if slow:
+            time.sleep(self.slow_seconds)  # applied, but the answer comes too late
+        with self.lock:
             if failure:
                 status, headers, body, _ = failure
                 return self._json(status, body or outcome("committed, then failed", "transient"), headers)

@@ -76,9 +76,10 @@ def test_401_refreshes_once_and_replays(db, ctx, settings, receiver, monkeypatch
     assert_mirrors(receiver, db)
 
 
-def test_a_refused_entry_is_a_dead_letter_and_other_patients_go_on(db, ctx, settings, receiver):
+@pytest.mark.parametrize("mode", ["transaction", "batch"])
+def test_a_refused_entry_is_a_dead_letter_and_other_patients_go_on(db, ctx, settings, receiver, mode):
     batch = load(db, ctx, patients=3)
-    destination = make_destination(receiver.url, write_mode="transaction")
+    destination = make_destination(receiver.url, write_mode=mode)
     bad_patient = batch["patients"][0]["id"]
     from mappings.ids import resource_id
 
@@ -327,3 +328,15 @@ def test_logs_carry_no_token_ids_or_content(db, ctx, settings, receiver, monkeyp
     assert batch["patients"][0]["id"] not in text
     assert resource_id("patient", batch["patients"][0]["id"]) not in text
     assert batch["patients"][0]["family"] not in text
+
+
+def test_a_timed_out_write_is_retried_and_held_once(db, ctx, settings, receiver):
+    load(db, ctx, patients=1)
+    destination = make_destination(
+        receiver.url, write_mode="batch", timeouts={"connect_seconds": 1, "read_seconds": 0.5}
+    )
+    receiver.slow_next, receiver.slow_seconds = 1, 1.0
+    counts = sync(db, settings, destination)
+    assert counts.retrying >= 1 and counts.dead == 0
+    assert max(applied(receiver).values()) == 2  # applied by the timed-out request and by the retry
+    assert_mirrors(receiver, db)
