@@ -106,7 +106,7 @@ def advance(
             writes = writes_for(conn, destination, rows, report)
             report.skipped += len(rows) - len(writes)
             added, unchanged = OutboxRepository(conn).enqueue(
-                destination.name, writes, datetime.now(UTC), run_id
+                destination.name, writes, datetime.now(UTC), run_id, fresh=True
             )
             report.enqueued += added
             report.unchanged += unchanged

@@ -121,14 +121,24 @@ class OutboxRepository:
 
     # --- enqueueing ----------------------------------------------------------------------------
     def enqueue(
-        self, destination: str, writes: Sequence[OutboxWrite], now: datetime, run_id: str | None = None
+        self,
+        destination: str,
+        writes: Sequence[OutboxWrite],
+        now: datetime,
+        run_id: str | None = None,
+        *,
+        fresh: bool = False,
     ) -> tuple[int, int]:
-        """Add writes not yet in the outbox; returns (added, already there and sent)."""
+        """Add writes not yet in the outbox; returns (added, already there and sent).
+
+        `fresh`: the caller knows the keys are new (change-feed rows past the cursor), so the lookup
+        of existing keys is skipped; a key that exists anyway is still skipped by the unique key.
+        """
         if not writes:
             return 0, 0
         t = sync_outbox.c
         existing: dict[str, str] = {}
-        for part in chunks([w.dedupe_key for w in writes], 500):
+        for part in [] if fresh else chunks([w.dedupe_key for w in writes], 500):
             rows = self._conn.execute(
                 select(t.dedupe_key, t.status).where(t.destination == destination, t.dedupe_key.in_(part))
             )
