@@ -120,33 +120,54 @@ def is_loopback(host: str | None) -> bool:
 
 
 def load(path: str | Path) -> list[Destination]:
-    """Read and validate a destinations file; a missing file means no destinations."""
+    """The EHR destinations of a destinations file; a missing file means none."""
+    return load_all(path)[0]
+
+
+def load_all(path: str | Path) -> tuple[list[Destination], list[dict[str, Any]]]:
+    """(EHR destinations, validated; referrer tables, raw) of a destinations file."""
     path = Path(path)
     if not path.is_file():
-        return []
+        return [], []
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise DestinationConfigError(f"{path}: not valid TOML: {exc}") from exc
-    return parse(data, str(path))
+    return parse(data, str(path)), referrer_tables(data, str(path))
 
 
-def parse(data: Mapping[str, Any], source: str = "destinations") -> list[Destination]:
+def _entries(data: Mapping[str, Any], source: str) -> list[dict[str, Any]]:
     unknown = set(data) - {"destination"}
     if unknown:
         raise DestinationConfigError(f"{source}: unknown top-level key {sorted(unknown)[0]!r}")
     entries = data.get("destination", [])
-    if not isinstance(entries, list):
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
         raise DestinationConfigError(f"{source}: use [[destination]] tables")
-    out: list[Destination] = []
-    for index, entry in enumerate(entries):
-        label = f"{source}: destination {entry.get('name', f'#{index + 1}')!r}"
-        out.append(_Reader(entry, label).destination())
-    names = [d.name for d in out]
-    dupes = sorted({n for n in names if names.count(n) > 1})
+    names = [e.get("name") for e in entries]
+    dupes = sorted({str(n) for n in names if n is not None and names.count(n) > 1})
     if dupes:
         raise DestinationConfigError(f"{source}: destination {dupes[0]!r} is declared twice")
+    for index, entry in enumerate(entries):
+        if entry.get("kind") not in KINDS:
+            label = f"{source}: destination {entry.get('name', f'#{index + 1}')!r}"
+            raise DestinationConfigError(f"{label}, field 'kind': must be one of {', '.join(KINDS)}")
+    return entries
+
+
+def parse(data: Mapping[str, Any], source: str = "destinations") -> list[Destination]:
+    """The `kind = "ehr"` tables, validated; every error names the destination and the field."""
+    out: list[Destination] = []
+    for index, entry in enumerate(_entries(data, source)):
+        if entry["kind"] != "ehr":
+            continue
+        label = f"{source}: destination {entry.get('name', f'#{index + 1}')!r}"
+        out.append(_Reader(entry, label).destination())
     return out
+
+
+def referrer_tables(data: Mapping[str, Any], source: str = "destinations") -> list[dict[str, Any]]:
+    """The `kind = "referrer"` tables as written: the referrer-summary feature validates and delivers them."""
+    return [dict(entry) for entry in _entries(data, source) if entry["kind"] == "referrer"]
 
 
 def check_url(url: str, label: str) -> str:

@@ -30,13 +30,20 @@ from integration.sync.state import StateRepository
 
 log = logging.getLogger(__name__)
 EXTENSION = "horizon.destinations"
+REFERRER_TABLES = "horizon.referrer_tables"
 STALE_RUN_SECONDS = 900
 DRY_RUN_LIMIT = 200
 
 
 def load_into(app: Flask, settings: Settings) -> None:
-    """Read the destinations file once per app; an invalid file stops the app from starting."""
-    app.extensions[EXTENSION] = {d.name: d for d in destinations.load(settings.destinations_file)}
+    """Read the destinations file once per app; an invalid file stops the app from starting.
+
+    Referrer tables are kept as written under `horizon.referrer_tables`, for the referrer-summary
+    feature to validate (this engine does not deliver them).
+    """
+    ehr, referrers = destinations.load_all(settings.destinations_file)
+    app.extensions[EXTENSION] = {d.name: d for d in ehr}
+    app.extensions[REFERRER_TABLES] = referrers
 
 
 def configured(app: Flask) -> dict[str, Destination]:

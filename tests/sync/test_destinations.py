@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from integration.sync.destinations import DestinationConfigError, load, parse
+from integration.sync.destinations import DestinationConfigError, load, parse, referrer_tables
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 GOOD = {
@@ -46,8 +46,17 @@ def test_defaults_and_normalisation():
         "cron",
         {"minute": "*/5", "hour": "*", "day": "*", "month": "*", "day_of_week": "*"},
     )
-    (r,) = _one(kind="referrer")
-    assert not r.delivers  # accepted, delivered by the referrer-summary feature
+    referrer = {
+        "name": "dr-ruiz",
+        "kind": "referrer",
+        "practitioner": "dr-7",
+        "channel": "webhook",
+        "url": "https://ruiz.example.org/hooks",
+        "triggers": ["session-completed"],
+    }
+    data = {"destination": [GOOD, referrer]}
+    assert [x.name for x in parse(data)] == ["north"]  # referrers are not this engine's to deliver
+    assert referrer_tables(data) == [referrer]  # handed over as written to the referrer feature
 
 
 def test_missing_file_means_no_destinations(tmp_path):
@@ -58,6 +67,7 @@ def test_missing_file_means_no_destinations(tmp_path):
     ("changes", "message"),
     [
         ({"name": None}, "destination '#1', field 'name': is required"),
+        ({"kind": None}, "destination 'north', field 'kind': must be one of"),
         ({"kind": "pharmacy"}, "field 'kind': must be one of ehr, referrer"),
         ({"base_url": "http://ehr.example.org/fhir"}, "field 'base_url'.*loopback"),
         ({"base_url": "https://u:p@ehr.example.org/"}, "field 'base_url'.*credentials"),
@@ -94,6 +104,8 @@ def test_errors_name_destination_and_field(changes, message):
 def test_duplicates_and_bad_toml(tmp_path):
     with pytest.raises(DestinationConfigError, match="declared twice"):
         parse({"destination": [GOOD, GOOD]})
+    with pytest.raises(DestinationConfigError, match="declared twice"):
+        parse({"destination": [GOOD, {"name": "north", "kind": "referrer"}]})
     bad = tmp_path / "d.toml"
     bad.write_text("[[destination]\n")
     with pytest.raises(DestinationConfigError, match="not valid TOML"):

@@ -78,6 +78,7 @@ def test_one_job_per_enabled_ehr_destination_with_explicit_options(sync_app):
         "misfire_grace_time": 300,
     }
     assert "sync:test-ehr" in {s.id for s in jobs_for(sync_app)}
+    assert [t["name"] for t in sync_app.extensions["horizon.referrer_tables"]] == ["referrer-north"]
 
 
 def test_the_job_runs_a_sync_and_reports(sync_app, receiver):
