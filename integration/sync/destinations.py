@@ -170,6 +170,11 @@ def referrer_tables(data: Mapping[str, Any], source: str = "destinations") -> li
     return [dict(entry) for entry in _entries(data, source) if entry["kind"] == "referrer"]
 
 
+def parse_auth(entry: Mapping[str, Any], label: str) -> AuthConfig:
+    """The `auth` table of any destination table (e.g. a referrer's FHIR channel), checked the same way."""
+    return _Reader(entry, label).auth()
+
+
 def check_url(url: str, label: str) -> str:
     """https anywhere, http only to loopback; no credentials, query or fragment."""
     parts = urlsplit(url)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from integration.sync.destinations import DestinationConfigError, load, parse, referrer_tables
+from integration.sync.destinations import DestinationConfigError, load, parse, parse_auth, referrer_tables
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 GOOD = {
@@ -115,3 +115,10 @@ def test_duplicates_and_bad_toml(tmp_path):
 def test_loopback_http_is_allowed():
     (d,) = _one(base_url="http://127.0.0.1:8080/fhir", auth={"type": "none"})
     assert d.base_url == "http://127.0.0.1:8080/fhir"
+
+
+def test_parse_auth_serves_other_destination_kinds():
+    auth = parse_auth({"auth": {"type": "bearer", "token_env": "RUIZ_TOKEN"}}, "destination 'dr-ruiz'")
+    assert auth.type == "bearer" and auth.token_env == "RUIZ_TOKEN"
+    with pytest.raises(DestinationConfigError, match=r"destination 'dr-ruiz', field 'auth\.type'"):
+        parse_auth({"auth": {"type": "magic"}}, "destination 'dr-ruiz'")
