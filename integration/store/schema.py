@@ -282,6 +282,7 @@ sync_outbox = Table(
     Column("path", String(2000), nullable=True),
     Column("content_type", String(100), nullable=True),
     Column("body", Text, nullable=True),
+    Column("headers", Text, nullable=True),
     Column("patient_id", String(64), nullable=True),
     Column("status", String(16), nullable=False),
     Column("attempts", Integer, nullable=False, default=0),

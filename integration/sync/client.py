@@ -6,6 +6,7 @@ byte is sent. A 401 gets one fresh token and one replay. Nothing here logs URLs,
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -69,17 +70,26 @@ class FhirClient:
         body: bytes | None = None,
         content_type: str = FHIR_JSON,
         accept: str = FHIR_JSON,
+        extra: Mapping[str, str] | None = None,
     ) -> Answer:
         """Send one request; a 401 refreshes the token once and replays. Raises TransportError, AuthError."""
         url = self.url(path)
-        answer = self._send(method, url, body, content_type, accept)
+        answer = self._send(method, url, body, content_type, accept, extra)
         if answer.status == 401 and self.destination.auth.type != "none":
             self.tokens.invalidate()
-            answer = self._send(method, url, body, content_type, accept)
+            answer = self._send(method, url, body, content_type, accept, extra)
         return answer
 
-    def _send(self, method: str, url: str, body: bytes | None, content_type: str, accept: str) -> Answer:
-        headers = {**self.destination.headers, "Accept": accept}
+    def _send(
+        self,
+        method: str,
+        url: str,
+        body: bytes | None,
+        content_type: str,
+        accept: str,
+        extra: Mapping[str, str] | None,
+    ) -> Answer:
+        headers = {**self.destination.headers, **(extra or {}), "Accept": accept}
         if body is not None:
             headers["Content-Type"] = content_type
         authorization = self.tokens.header()

@@ -9,11 +9,13 @@ cannot undo what another recorded.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import orjson
 from sqlalchemy import Connection, and_, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -28,14 +30,17 @@ def chunks(values: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
 
 
 PENDING, SENT, DEAD = "pending", "sent", "dead"
+_HEADER = re.compile(r"^[A-Za-z0-9-]{1,64}$")
+_RESERVED = {"authorization", "host", "content-length", "content-type", "cookie", "proxy-authorization"}
 
 
 @dataclass(frozen=True)
 class OutboxWrite:
     """One write to enqueue: a resource version (kind "resource") or any request (kind "request").
 
-    For a request, `method`, `path` (relative to the destination's base URL), `body` and
-    `content_type` are sent as given. `dedupe_key` makes enqueueing idempotent per destination.
+    For a request, `method`, `path` (relative to the destination's base URL), `body`,
+    `content_type` and extra `headers` (JSON object text, e.g. a webhook signature) are sent as given.
+    `dedupe_key` makes enqueueing idempotent per destination.
     """
 
     lane: str
@@ -50,6 +55,7 @@ class OutboxWrite:
     path: str | None = None
     body: str | None = None
     content_type: str | None = None
+    headers: str | None = None
 
     @classmethod
     def resource(
@@ -76,7 +82,11 @@ class OutboxWrite:
         body: str | None,
         content_type: str,
         patient_id: str | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> OutboxWrite:
+        for name, value in (headers or {}).items():
+            if not _HEADER.match(name) or name.lower() in _RESERVED or "\r" in value or "\n" in value:
+                raise ValueError(f"header {name[:40]!r} cannot be set on an outbox request")
         return cls(
             lane=lane,
             dedupe_key=dedupe_key,
@@ -86,6 +96,7 @@ class OutboxWrite:
             body=body,
             content_type=content_type,
             patient_id=patient_id,
+            headers=orjson.dumps(dict(headers)).decode() if headers else None,
         )
 
 
@@ -105,6 +116,7 @@ class OutboxItem:
     content_type: str | None
     attempts: int
     dedupe_key: str
+    headers: str | None = None
     content: str | None = None  # the resource version's stored bytes, read with the claim
 
 

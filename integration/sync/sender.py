@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import orjson
 from sqlalchemy import Connection, select, tuple_
 
 from integration.store.db import Database
@@ -107,9 +108,16 @@ class Sender:
             .limit(1)
         ).scalar()
 
-    def _exchange(self, method: str, path: str, body: bytes | None, content_type: str) -> Answer | str:
+    def _exchange(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None,
+        content_type: str,
+        extra: dict[str, str] | None = None,
+    ) -> Answer | str:
         try:
-            return self.client.request(method, path, body, content_type=content_type)
+            return self.client.request(method, path, body, content_type=content_type, extra=extra)
         except TransportError as exc:
             return f"no answer ({exc})"
         except AuthError as exc:
@@ -157,7 +165,9 @@ class Sender:
         for item in items:
             if item.lane in blocked:
                 continue  # an earlier write of this lane must go first; it waits, so these wait
+            extra = None
             if item.kind == "request":
+                extra = orjson.loads(item.headers) if item.headers else None
                 method, path = str(item.method), str(item.path)
                 body = item.body.encode() if item.body is not None else None
                 content_type = item.content_type or "application/fhir+json"
@@ -165,7 +175,7 @@ class Sender:
                 write = writes[item.pk]
                 method, path = bundle.request_of(write, conditional)
                 body, content_type = bundle.body_of(write, conditional), "application/fhir+json"
-            answer = self._exchange(method, path, body, content_type)
+            answer = self._exchange(method, path, body, content_type, extra)
             if isinstance(answer, str):
                 results.append(Result(item, retry.Verdict.RETRY, None, answer))
                 healthy = False

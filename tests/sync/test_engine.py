@@ -296,7 +296,18 @@ def test_any_request_can_ride_the_same_outbox(db, ctx, settings, receiver):
         path="Patient/doc-1",
         body=document,
         content_type="application/fhir+json",
+        headers={"X-Horizon-Signature": "sha256=abc"},
     )
+    with pytest.raises(ValueError, match="cannot be set"):
+        OutboxWrite.request(
+            lane="x",
+            dedupe_key="x",
+            method="POST",
+            path="",
+            body=None,
+            content_type="text/plain",
+            headers={"Authorization": "Bearer stolen"},
+        )
     with db.writer() as conn:
         assert OutboxRepository(conn).enqueue("test-ehr", [write, write], datetime.now(UTC)) == (1, 0)
     with db.writer() as conn:
@@ -305,6 +316,7 @@ def test_any_request_can_ride_the_same_outbox(db, ctx, settings, receiver):
     counts = DeliveryEngine(db, settings, destination).deliver(linger=5)
     assert counts.sent == 1 and counts.retrying == 1
     assert len(receiver.store[("Patient", "doc-1")].versions) == 1
+    assert receiver.headers_seen[-1]["X-Horizon-Signature"] == "sha256=abc"
 
 
 def test_logs_carry_no_token_ids_or_content(db, ctx, settings, receiver, monkeypatch, caplog):

@@ -48,6 +48,7 @@ def upgrade() -> None:
         sa.Column("path", sa.String(length=2000), nullable=True),
         sa.Column("content_type", sa.String(length=100), nullable=True),
         sa.Column("body", sa.Text(), nullable=True),
+        sa.Column("headers", sa.Text(), nullable=True),
         sa.Column("patient_id", sa.String(length=64), nullable=True),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
