@@ -1,6 +1,6 @@
 """`python -m bench`: run every benchmark and print its figures."""
 
-from bench import export, intake, mappings, search, summaries, summary_delivery, validation
+from bench import export, intake, mappings, search, summaries, summary_delivery, sync, validation
 
 
 def main() -> None:
@@ -17,6 +17,8 @@ def main() -> None:
     summary_delivery.main()
     print()
     export.main()
+    print()
+    sync.main()
 
 
 if __name__ == "__main__":

@@ -14,6 +14,9 @@ import uuid
 from flask import Flask, Response, g, request
 
 from integration import audit, http_errors, logs
+from integration.admin.dead_letters import bp as admin_dead_letters_bp
+from integration.admin.destinations import bp as admin_destinations_bp
+from integration.admin.syncs import bp as admin_syncs_bp
 from integration.audit_events_api import bp as audit_events_bp
 from integration.auth.signing_keys import bp as signing_keys_bp
 from integration.auth.smart import bp as smart_bp
@@ -27,6 +30,7 @@ from integration.settings import Settings
 from integration.store.db import Database, make_engine
 from integration.summaries.api import bp as summaries_admin_bp
 from integration.summaries.delivery_api import bp as summaries_delivery_bp
+from integration.sync import service as sync_service
 
 log = logging.getLogger("horizon.access")
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
@@ -44,6 +48,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     engine = make_engine(settings.database_url, pool_size=settings.db_pool_size)
     app.extensions["horizon.db"] = Database(engine)
     app.extensions["horizon.mapping"] = mapping_context(settings)
+    sync_service.load_into(app, settings)
 
     _register_request_context(app)
     http_errors.register(app)
@@ -58,6 +63,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(audit_events_bp)
     app.register_blueprint(summaries_admin_bp)
     app.register_blueprint(summaries_delivery_bp)
+    app.register_blueprint(admin_syncs_bp)
+    app.register_blueprint(admin_destinations_bp)
+    app.register_blueprint(admin_dead_letters_bp)
 
     from integration import cli
 

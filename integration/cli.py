@@ -1,4 +1,4 @@
-"""Flask CLI commands: `flask --app wsgi db|tokens|clients|keys|groups|import|fhir|scheduler|demo ...`."""
+"""Flask CLI commands: `flask --app wsgi db|tokens|clients|keys|groups|import|fhir|scheduler|sync|demo`."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from integration.ingest.import_cli import import_command
 from integration.store import migrate
 from integration.store.search_cli import fhir_cli
 from integration.store.tokens import ROLES, DuplicateTokenName, TokenRepository
+from integration.sync.cli import sync_cli
 
 db_cli = AppGroup("db", help="Database schema.")
 tokens_cli = AppGroup("tokens", help="API bearer tokens for the clinic and admins.")
@@ -33,6 +34,7 @@ def register(app: Flask) -> None:
     app.cli.add_command(import_command)
     app.cli.add_command(fhir_cli)
     app.cli.add_command(groups_cli)
+    app.cli.add_command(sync_cli)
 
 
 def _db():  # noqa: ANN202

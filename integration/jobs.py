@@ -108,8 +108,9 @@ def jobs_for(app: Flask) -> list[JobSpec]:
         specs.append(JobSpec("drop-folder", poll_drop_folder, "interval", every))
     if is_sqlite(app.extensions["horizon.db"].engine):
         specs.append(JobSpec("sqlite-checkpoint", checkpoint_sqlite, "interval", {"minutes": 5}))
-    # Imported here: the summaries' jobs module builds on JobSpec above.
+    # Imported here: the summaries' and sync's jobs modules build on JobSpec above.
     from integration.summaries.jobs import configured_referrers, summary_job_specs
+    from integration.sync.jobs import sync_jobs
 
     specs.extend(summary_job_specs(configured_referrers(app)))
-    return specs
+    return specs + sync_jobs(app)

@@ -140,6 +140,13 @@ class Settings:
         "written waits for the next poll).",
     )
 
+    destinations_file: str = setting(
+        "HORIZON_DESTINATIONS",
+        "config/destinations.toml",
+        "TOML file of the destinations the sync engine delivers to (relative to the working directory); "
+        "a missing file means no destinations. Validated when the app starts.",
+    )
+
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         """Build settings from defaults, the config file, the environment and explicit overrides."""

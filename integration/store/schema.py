@@ -415,3 +415,88 @@ export_file = Table(
     ForeignKeyConstraint(["job_id"], ["export_job.id"], ondelete="CASCADE"),
     CheckConstraint("kind IN ('output', 'error', 'deleted')", name="kind"),
 )
+
+
+# --- Sync to external EHRs (integration/sync): per-destination state, outbox, lanes and runs --------
+
+# One row per destination: change-feed cursor, pause switch, circuit breaker, what its server can do.
+sync_destination = Table(
+    "sync_destination",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("cursor_seq", BigInteger, nullable=False, default=0),
+    Column("paused", Boolean, nullable=False, default=False),
+    Column("breaker_state", String(16), nullable=False, default="closed"),
+    Column("breaker_failures", Integer, nullable=False, default=0),
+    Column("breaker_opened_at", UtcDateTime(), nullable=True),
+    Column("capabilities", Text, nullable=True),
+    Column("capabilities_at", UtcDateTime(), nullable=True),
+    Column("last_success_at", UtcDateTime(), nullable=True),
+    Column("updated_at", UtcDateTime(), nullable=False),
+)
+
+# What is to be delivered, one row per write (a resource version, or any other request such as a
+# summary document POST). `lane` keeps order: a patient's rows go out in pk order, one lane at a time.
+sync_outbox = Table(
+    "sync_outbox",
+    metadata,
+    Column("pk", BigId, primary_key=True, autoincrement=True),
+    Column("destination", String(64), nullable=False),
+    Column("lane", String(160), nullable=False),
+    Column("dedupe_key", String(300), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("resource_type", String(64), nullable=True),
+    Column("resource_id", String(64), nullable=True),
+    Column("version_id", Integer, nullable=True),
+    Column("deleted", Boolean, nullable=False, default=False),
+    Column("method", String(8), nullable=True),
+    Column("path", String(2000), nullable=True),
+    Column("content_type", String(100), nullable=True),
+    Column("body", Text, nullable=True),
+    Column("headers", Text, nullable=True),
+    Column("patient_id", String(64), nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UtcDateTime(), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    Column("last_status", Integer, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("response", Text, nullable=True),
+    Column("run_id", String(32), nullable=True),
+    UniqueConstraint("destination", "dedupe_key"),
+    CheckConstraint("kind IN ('resource', 'request')", name="kind"),
+    CheckConstraint("status IN ('pending', 'sent', 'dead')", name="status"),
+    Index(None, "destination", "status", "pk"),
+    Index(None, "destination", "lane", "pk"),
+)
+
+# The lease on a lane: only its holder delivers the lane's rows, so order holds across workers.
+sync_lane = Table(
+    "sync_lane",
+    metadata,
+    Column("destination", String(64), primary_key=True),
+    Column("lane", String(160), primary_key=True),
+    Column("holder", String(128), nullable=True),
+    Column("lease_expires_at", UtcDateTime(), nullable=True),
+)
+
+# Sync runs (scheduled or triggered by an admin). `active_destination` is set only while running:
+# its unique constraint is what makes a second trigger return the running run instead.
+sync_run = Table(
+    "sync_run",
+    metadata,
+    Column("run_id", String(32), primary_key=True),
+    Column("destination", String(64), nullable=False),
+    Column("active_destination", String(64), nullable=True, unique=True),
+    Column("state", String(16), nullable=False),
+    Column("options", Text, nullable=False),
+    Column("counts", Text, nullable=False),
+    Column("errors", Text, nullable=False),
+    Column("triggered_by", String(100), nullable=True),
+    Column("started_at", UtcDateTime(), nullable=False),
+    Column("heartbeat_at", UtcDateTime(), nullable=False),
+    Column("finished_at", UtcDateTime(), nullable=True),
+    CheckConstraint("state IN ('running', 'done', 'failed', 'abandoned')", name="state"),
+    Index(None, "destination", "started_at"),
+)

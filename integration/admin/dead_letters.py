@@ -1,0 +1,105 @@
+"""`GET /admin/api/dead-letters` and `POST /admin/api/dead-letters/<id>/retry`, audited.
+
+A dead letter keeps the partner's answer (an OperationOutcome, usually). Retrying puts it back in
+the outbox once, with fresh attempts, and starts a run for its destination: a second click finds it
+no longer dead and changes nothing, so the write is sent once.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from flask import Blueprint, Response, current_app, request
+
+from integration.admin.common import answer, destination
+from integration.audit import audit
+from integration.auth.api_tokens import require_role
+from integration.http_errors import ApiError
+from integration.sync import service
+from integration.sync.outbox import OutboxRepository
+
+bp = Blueprint("admin_dead_letters", __name__, url_prefix="/admin/api/dead-letters")
+bp.before_request(require_role("admin"))
+
+_SHOWN = (
+    "pk",
+    "destination",
+    "kind",
+    "resource_type",
+    "resource_id",
+    "version_id",
+    "deleted",
+    "method",
+    "path",
+    "patient_id",
+    "status",
+    "attempts",
+    "last_status",
+    "last_error",
+    "created_at",
+    "updated_at",
+)
+
+
+def _view(row: dict[str, Any]) -> dict[str, Any]:
+    out = {key: row[key] for key in _SHOWN}
+    out["id"] = out.pop("pk")
+    try:
+        out["response"] = orjson.loads(row["response"]) if row["response"] else None
+    except orjson.JSONDecodeError:
+        out["response"] = row["response"]
+    return out
+
+
+def _int(name: str, default: int | None, high: int | None = None) -> int | None:
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or int(raw) < 1 or (high is not None and int(raw) > high):
+        raise ApiError(
+            400,
+            "invalid-parameter",
+            f"{name} must be a positive integer" + (f" up to {high}" if high else ""),
+        )
+    return int(raw)
+
+
+@bp.get("")
+def list_dead_letters() -> Response:
+    audit("sync.dead-letters.read")
+    name = request.args.get("destination")
+    if name:
+        destination(name)
+    count = _int("_count", 100, 1000) or 100
+    before = _int("_before", None)
+    with current_app.extensions["horizon.db"].reader() as conn:
+        rows = OutboxRepository(conn).dead_letters(name, count + 1, before)
+    body: dict[str, Any] = {"dead_letters": [_view(r) for r in rows[:count]]}
+    if len(rows) > count:
+        body["next"] = f"{request.base_url}?_before={rows[count - 1]['pk']}&_count={count}" + (
+            f"&destination={name}" if name else ""
+        )
+    return answer(body)
+
+
+@bp.post("/<int:pk>/retry")
+def retry(pk: int) -> Response:
+    entry = audit("sync.dead-letter.retry", entity=f"SyncOutbox/{pk}")
+    app = current_app
+    db, settings = app.extensions["horizon.db"], app.config["HORIZON_SETTINGS"]
+    with db.writer() as conn:
+        repo = OutboxRepository(conn)
+        row = repo.get(pk)
+        if row is None:
+            raise ApiError(404, "unknown-dead-letter", "no outbox entry with that id")
+        entry.patient_id = row["patient_id"]
+        requeued = repo.requeue_dead(pk, datetime.now(UTC))
+    if not requeued:
+        return answer({"id": pk, "requeued": False, "status": row["status"]})
+    target = service.configured(app).get(row["destination"])
+    run = None
+    if target is not None and target.delivers:
+        run, _created = service.run_in_background(db, settings, target, {}, entry.actor)
+    return answer({"id": pk, "requeued": True, "run_id": run["run_id"] if run else None}, 202)

@@ -1,0 +1,84 @@
+"""`POST /admin/api/syncs` (trigger, or dry run) and `GET /admin/api/syncs/<run_id>` (watch), audited.
+
+A trigger while the destination is already running answers that run (200), never a second one; a
+new run answers 202 with its id and runs on a background thread. `patient` is a clinic patient id
+(MRN) or `Patient/<FHIR id>`; `full` re-offers every current resource; `dry_run` answers what would be
+sent, built and checked, and sends nothing.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, current_app
+
+from integration.admin.common import answer, destination, json_body
+from integration.audit import audit
+from integration.auth.api_tokens import require_role
+from integration.http_errors import ApiError
+from integration.sync import service
+from integration.sync.runs import RunRepository
+from integration.sync.state import StateRepository
+from mappings.ids import resource_id
+
+bp = Blueprint("admin_syncs", __name__, url_prefix="/admin/api/syncs")
+bp.before_request(require_role("admin"))
+
+_FIELDS = {"destination": str, "patient": str, "full": bool, "dry_run": bool}
+_COUNTS = {"sent": 0, "unchanged": 0, "retrying": 0, "dead": 0}
+
+
+def _patient(value: str | None) -> str | None:
+    if not value:
+        return None
+    if value.startswith("Patient/"):
+        return value.removeprefix("Patient/")
+    return resource_id("patient", value)
+
+
+def _view(run: dict) -> dict:
+    return {**run, "counts": {**_COUNTS, **run.get("counts", {})}}
+
+
+@bp.post("")
+def trigger() -> Response:
+    entry = audit("sync.trigger")
+    body = json_body(_FIELDS)
+    entry.patient_id = body.get("patient")
+    entry.detail = {k: v for k, v in body.items() if k != "patient"}
+    app = current_app
+    db, settings = app.extensions["horizon.db"], app.config["HORIZON_SETTINGS"]
+    if body.get("destination"):
+        targets = [destination(body["destination"])]
+        if not targets[0].delivers:
+            raise ApiError(409, "not-deliverable", "that destination is disabled or not an EHR destination")
+    else:
+        targets = [d for d in service.configured(app).values() if d.delivers]
+        if not targets:
+            raise ApiError(409, "no-destinations", "no enabled EHR destination is configured")
+    patient = _patient(body.get("patient"))
+    if body.get("dry_run"):
+        entry.action = "sync.dry-run"
+        previews = [service.dry_run(db, settings, d, patient) for d in targets]
+        return answer({"dry_run": True, "destinations": previews})
+    options = {"patient": patient, "full": bool(body.get("full"))}
+    runs, created_any = [], False
+    for target in targets:
+        with db.reader() as conn:
+            if StateRepository(conn).get(target.name).paused:
+                raise ApiError(409, "paused", f"destination {target.name} is paused; resume it first")
+        run, created = service.run_in_background(db, settings, target, options, entry.actor)
+        created_any = created_any or created
+        runs.append({**_view(run), "created": created})
+    entry.entity = ",".join(f"SyncRun/{r['run_id']}" for r in runs)[:200]
+    body_out = {"run_id": runs[0]["run_id"], "runs": runs} if len(runs) == 1 else {"runs": runs}
+    location = {"Location": f"/admin/api/syncs/{runs[0]['run_id']}"}
+    return answer(body_out, 202 if created_any else 200, location)
+
+
+@bp.get("/<run_id>")
+def show(run_id: str) -> Response:
+    audit("sync.read", entity=f"SyncRun/{run_id[:64]}")
+    with current_app.extensions["horizon.db"].reader() as conn:
+        run = RunRepository(conn).get(run_id[:64])
+    if run is None:
+        raise ApiError(404, "unknown-run", "no sync run with that id")
+    return answer(_view(run))

@@ -1,0 +1,130 @@
+"""Bundles of idempotent writes, pure: built from the stored bytes by concatenation, never re-validated.
+
+A write is `PUT Type/id` with our deterministic id, or, where the server supports it, a conditional
+update `PUT Type?identifier=system|value` on our identifier; a deleted version is `DELETE` the same
+way. Each entry's fullUrl is `{base}/Type/id`, so a reference `Type/id` inside the bundle resolves to
+the entry that carries it (FHIR R4 Bundle 3.3.1.4.1) and the server rewrites it if it assigns its own id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from urllib.parse import quote
+
+import orjson
+
+
+class BundleError(ValueError):
+    """A stored resource cannot be sent as it is (wrong type or id, not JSON)."""
+
+
+@dataclass(frozen=True)
+class EntryWrite:
+    """One resource version to write; `content` is the stored R4 JSON (None for a deletion)."""
+
+    resource_type: str
+    resource_id: str
+    content: str | None
+    identifier: tuple[str, str] | None = None  # our (system, value), for conditional writes
+
+    @property
+    def deleted(self) -> bool:
+        return self.content is None
+
+
+def identifier_of(content: str, system_prefix: str) -> tuple[str, str] | None:
+    """Our own identifier (system under the clinic's sid root) in a stored resource, if it has one."""
+    found = orjson.loads(content).get("identifier") or []
+    for ident in [found] if isinstance(found, dict) else found:  # QuestionnaireResponse has one
+        system, value = ident.get("system", ""), ident.get("value")
+        if system.startswith(system_prefix) and value:
+            return system, value
+    return None
+
+
+def request_of(write: EntryWrite, conditional: bool) -> tuple[str, str]:
+    """(method, url relative to the base) of one write."""
+    method = "DELETE" if write.deleted else "PUT"
+    if conditional and write.identifier is not None:
+        system, value = write.identifier
+        return method, f"{write.resource_type}?identifier={quote(system, safe=':/')}|{quote(value, safe='')}"
+    return method, f"{write.resource_type}/{quote(write.resource_id, safe='')}"
+
+
+def body_of(write: EntryWrite, conditional: bool) -> bytes | None:
+    """The resource bytes to send: the stored bytes, or without `id` for a conditional write."""
+    if write.content is None:
+        return None
+    if conditional and write.identifier is not None:
+        resource = orjson.loads(write.content)
+        resource.pop("id", None)
+        return orjson.dumps(resource)
+    return write.content.encode()
+
+
+def build(writes: Sequence[EntryWrite], bundle_type: str, base_url: str, conditional: bool) -> bytes:
+    """A transaction or batch Bundle of the writes, in order."""
+    if bundle_type not in ("transaction", "batch"):
+        raise ValueError("bundle_type must be transaction or batch")
+    parts = [b'{"resourceType":"Bundle","type":"', bundle_type.encode(), b'","entry":[']
+    for index, write in enumerate(writes):
+        method, url = request_of(write, conditional)
+        full_url = f"{base_url}/{write.resource_type}/{write.resource_id}"
+        if index:
+            parts.append(b",")
+        parts.append(b'{"fullUrl":' + orjson.dumps(full_url))
+        body = body_of(write, conditional)
+        if body is not None:
+            parts.append(b',"resource":' + body)
+        parts.append(b',"request":' + orjson.dumps({"method": method, "url": url}) + b"}")
+    parts.append(b"]}")
+    return b"".join(parts)
+
+
+def check(writes: Sequence[EntryWrite]) -> list[str]:
+    """Problems that would make a write wrong (for dry runs): not JSON, type or id not the entry's."""
+    problems = []
+    for write in writes:
+        if write.content is None:
+            continue
+        label = f"{write.resource_type}/{write.resource_id}"
+        try:
+            resource = orjson.loads(write.content)
+        except orjson.JSONDecodeError:
+            problems.append(f"{label}: stored content is not JSON")
+            continue
+        if resource.get("resourceType") != write.resource_type or resource.get("id") != write.resource_id:
+            problems.append(f"{label}: stored resourceType/id differ from the entry")
+    return problems
+
+
+@dataclass(frozen=True)
+class EntryOutcome:
+    status: int | None  # None: the response bundle did not answer this entry
+    outcome: str | None  # the entry's OperationOutcome, as JSON text
+
+
+def entry_outcomes(response: object, count: int) -> list[EntryOutcome]:
+    """Per-entry answers of a (transaction|batch)-response Bundle, in request order."""
+    entries = response.get("entry") if isinstance(response, dict) else None
+    if not isinstance(entries, list):
+        entries = []
+    out = []
+    for index in range(count):
+        answer = (
+            entries[index].get("response")
+            if index < len(entries) and isinstance(entries[index], dict)
+            else None
+        )
+        status = _status(answer.get("status")) if isinstance(answer, dict) else None
+        outcome = answer.get("outcome") if isinstance(answer, dict) else None
+        out.append(EntryOutcome(status, orjson.dumps(outcome).decode() if outcome else None))
+    return out
+
+
+def _status(text: object) -> int | None:
+    if not isinstance(text, str):
+        return None
+    head = text.strip().split(" ", 1)[0]
+    return int(head) if head.isdigit() else None

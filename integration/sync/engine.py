@@ -1,0 +1,209 @@
+"""The delivery engine of one destination: claim lanes from the outbox, send, record each entry's outcome.
+
+`Sender` sends a claimed batch by write mode and judges each entry (`retry.classify`); here,
+temporary failures wait (backoff, or the server's Retry-After, capped) and hold their lane back,
+exhausted or permanent ones become dead letters with the server's answer, and the circuit breaker
+follows the health of each exchange. Logs carry counts and statuses only: no ids, URLs, bodies or tokens.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from integration.settings import Settings
+from integration.store.db import Database
+from integration.store.schema import sync_outbox
+from integration.sync import retry
+from integration.sync.breaker import HALF_OPEN
+from integration.sync.capabilities import choose, discover, needs_discovery
+from integration.sync.client import FhirClient
+from integration.sync.destinations import Destination
+from integration.sync.outbox import OutboxItem, OutboxRepository
+from integration.sync.runs import RunRepository
+from integration.sync.sender import Result, Sender
+from integration.sync.state import StateRepository
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Counts:
+    sent: int = 0
+    unchanged: int = 0
+    retrying: int = 0
+    dead: int = 0
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, int]:
+        return {"sent": self.sent, "unchanged": self.unchanged, "retrying": self.retrying, "dead": self.dead}
+
+
+class DeliveryEngine:
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        destination: Destination,
+        *,
+        client: FhirClient | None = None,
+        lease_seconds: float | None = None,
+        rng: random.Random | None = None,
+        after_send: Callable[[], None] | None = None,
+    ) -> None:
+        self.db = db
+        self.settings = settings
+        self.destination = destination
+        self.client = client or FhirClient(destination, settings)
+        self.holder = uuid.uuid4().hex
+        self.lease_seconds = lease_seconds or destination.connect_timeout + 2 * destination.read_timeout + 30
+        self.rng = rng or random.Random()  # noqa: S311 - jitter, not security
+        self.after_send = after_send  # test hook: runs between send and recording (crash tests)
+        self.sender = Sender(db, self.client, destination, f"{settings.clinic_base_url.rstrip('/')}/sid/")
+
+    # --- capabilities --------------------------------------------------------------------------
+    def capabilities(self, refresh: bool = False) -> dict[str, Any] | None:
+        """What was learned about the server; fetched on first use when the mode depends on it."""
+        with self.db.reader() as conn:
+            state = StateRepository(conn).get(self.destination.name)
+        if state.capabilities is not None and not refresh:
+            return state.capabilities
+        if not refresh and not needs_discovery(self.destination):
+            return None
+        facts = discover(self.client)
+        with self.db.writer() as conn:
+            StateRepository(conn).set_capabilities(self.destination.name, facts, datetime.now(UTC))
+        return facts
+
+    # --- delivery ------------------------------------------------------------------------------
+    def deliver(
+        self,
+        run_id: str | None = None,
+        *,
+        lane: str | None = None,
+        linger: float = 0.0,
+        max_batches: int | None = None,
+        counts: Counts | None = None,
+    ) -> Counts:
+        """Deliver due outbox rows until none is due (or due within `linger` seconds)."""
+        counts = counts or Counts()
+        mode, conditional = choose(self.destination, self.capabilities())
+        batches = 0
+        deadline = time.monotonic() + linger
+        done: tuple[list[Result], bool] | None = None  # sent, not yet recorded
+        while max_batches is None or batches < max_batches:
+            now = datetime.now(UTC)
+            # One transaction records the last batch, reads the switches and claims the next batch.
+            with self.db.writer() as conn:
+                if done is not None:
+                    self._record(conn, *done, run_id, counts)
+                    done = None
+                state = StateRepository(conn).get(self.destination.name)
+                allowed = state.breaker.allows(now, self.destination.breaker)
+                items: list[OutboxItem] = []
+                if allowed and not state.paused:
+                    probe = state.breaker.current(now, self.destination.breaker) == HALF_OPEN
+                    size = 1 if probe else self.destination.batch_size
+                    items = OutboxRepository(conn).claim(
+                        self.destination.name,
+                        self.holder,
+                        lanes=size,
+                        items=size,
+                        lease_seconds=self.lease_seconds,
+                        now=now,
+                        lane=lane,
+                    )
+            if not allowed:
+                counts.errors.append({"at": now.isoformat(), "error": "circuit open; delivery paused"})
+            if state.paused or not allowed:
+                break
+            if not items:
+                if not self._wait_for_due(deadline, lane):
+                    break
+                continue
+            batches += 1
+            done = self.sender.send(items, mode, conditional)
+            if self.after_send is not None:
+                self.after_send()
+        if done is not None:
+            with self.db.writer() as conn:
+                self._record(conn, *done, run_id, counts)
+        return counts
+
+    def _wait_for_due(self, deadline: float, lane: str | None) -> bool:
+        """Sleep until the next pending row falls due, if that is before the deadline."""
+        t = sync_outbox.c
+        with self.db.reader() as conn:
+            query = (
+                select(t.next_attempt_at)
+                .where(t.destination == self.destination.name, t.status == "pending")
+                .order_by(t.next_attempt_at)
+                .limit(1)
+            )
+            if lane is not None:
+                query = query.where(t.lane == lane)
+            due = conn.execute(query).scalar()
+        if due is None:
+            return False
+        wait = max((due - datetime.now(UTC)).total_seconds(), 0.0) + 0.01
+        if time.monotonic() + wait > deadline:
+            return False
+        time.sleep(wait)
+        return True
+
+    def _record(
+        self, conn: Connection, results: list[Result], healthy: bool, run_id: str | None, counts: Counts
+    ) -> None:
+        now = datetime.now(UTC)
+        policy = self.destination.retry
+        outbox = OutboxRepository(conn)
+        states = StateRepository(conn)
+        sent = [r.item.pk for r in results if r.verdict is retry.Verdict.OK]
+        outbox.mark_sent(sent, now, run_id, None)
+        counts.sent += len(sent)
+        for r in results:
+            if r.verdict is retry.Verdict.OK:
+                continue
+            if r.verdict is retry.Verdict.RETRY and r.item.attempts + 1 < policy.max_attempts:
+                delay = retry.next_delay(r.item.attempts + 1, policy, r.retry_after, self.rng)
+                outbox.defer(
+                    r.item, self.destination.name, now + timedelta(seconds=delay), now, r.status, r.error
+                )
+                counts.retrying += 1
+                continue
+            error = (
+                r.error
+                if r.verdict is not retry.Verdict.RETRY
+                else f"gave up after {r.item.attempts + 1} attempts: {r.error}"
+            )
+            outbox.mark_dead(r.item.pk, now, run_id, r.status, error, r.response)
+            counts.dead += 1
+            counts.errors.append(
+                {"at": now.isoformat(), "outbox": r.item.pk, "status": r.status, "error": error[:300]}
+            )
+        state = states.get(self.destination.name)
+        breaker = state.breaker.success() if healthy else state.breaker.failure(now, self.destination.breaker)
+        if breaker != state.breaker:
+            states.set_breaker(self.destination.name, breaker)
+        if healthy and sent:
+            states.mark_success(self.destination.name, now)
+        outbox.release(self.destination.name, self.holder)
+        if run_id:
+            RunRepository(conn).heartbeat(run_id, counts.as_dict(), counts.errors, now)
+        log.info(
+            "sync batch",
+            extra={
+                "destination": self.destination.name,
+                "entries": len(results),
+                "sent": len(sent),
+                "healthy": healthy,
+            },
+        )

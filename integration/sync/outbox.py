@@ -1,0 +1,351 @@
+"""Repository of the outbox: writes waiting for a destination, claimed by lane with a lease.
+
+A lane (a patient, or "~shared" for resources of no patient) is delivered by one worker at a time
+and in pk order, so one patient's writes stay in order while other lanes go on. Claiming uses
+`FOR UPDATE SKIP LOCKED` on PostgreSQL and one conditional UPDATE on SQLite (whose writers run one
+at a time). Outcome updates only touch rows still `pending`, so a worker whose lease ran out
+cannot undo what another recorded.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, and_, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from integration.store.schema import fhir_resource_version, sync_lane, sync_outbox
+
+SHARED_LANE = "~shared"
+
+
+def chunks(values: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+PENDING, SENT, DEAD = "pending", "sent", "dead"
+_HEADER = re.compile(r"^[A-Za-z0-9-]{1,64}$")
+_RESERVED = {"authorization", "host", "content-length", "content-type", "cookie", "proxy-authorization"}
+
+
+@dataclass(frozen=True)
+class OutboxWrite:
+    """One write to enqueue: a resource version (kind "resource") or any request (kind "request").
+
+    For a request, `method`, `path` (relative to the destination's base URL), `body`,
+    `content_type` and extra `headers` (JSON object text, e.g. a webhook signature) are sent as given.
+    `dedupe_key` makes enqueueing idempotent per destination.
+    """
+
+    lane: str
+    dedupe_key: str
+    kind: str = "resource"
+    resource_type: str | None = None
+    resource_id: str | None = None
+    version_id: int | None = None
+    deleted: bool = False
+    patient_id: str | None = None
+    method: str | None = None
+    path: str | None = None
+    body: str | None = None
+    content_type: str | None = None
+    headers: str | None = None
+
+    @classmethod
+    def resource(
+        cls, resource_type: str, resource_id: str, version_id: int, deleted: bool, patient_id: str | None
+    ) -> OutboxWrite:
+        return cls(
+            lane=patient_id or SHARED_LANE,
+            dedupe_key=f"{resource_type}/{resource_id}/_history/{version_id}",
+            resource_type=resource_type,
+            resource_id=resource_id,
+            version_id=version_id,
+            deleted=deleted,
+            patient_id=patient_id,
+        )
+
+    @classmethod
+    def request(
+        cls,
+        *,
+        lane: str,
+        dedupe_key: str,
+        method: str,
+        path: str,
+        body: str | None,
+        content_type: str,
+        patient_id: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> OutboxWrite:
+        for name, value in (headers or {}).items():
+            if not _HEADER.match(name) or name.lower() in _RESERVED or "\r" in value or "\n" in value:
+                raise ValueError(f"header {name[:40]!r} cannot be set on an outbox request")
+        return cls(
+            lane=lane,
+            dedupe_key=dedupe_key,
+            kind="request",
+            method=method,
+            path=path,
+            body=body,
+            content_type=content_type,
+            patient_id=patient_id,
+            headers=orjson.dumps(dict(headers)).decode() if headers else None,
+        )
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    pk: int
+    lane: str
+    kind: str
+    resource_type: str | None
+    resource_id: str | None
+    version_id: int | None
+    deleted: bool
+    patient_id: str | None
+    method: str | None
+    path: str | None
+    body: str | None
+    content_type: str | None
+    attempts: int
+    dedupe_key: str
+    headers: str | None = None
+    content: str | None = None  # the resource version's stored bytes, read with the claim
+
+
+_ITEM_COLUMNS = [getattr(sync_outbox.c, f) for f in OutboxItem.__dataclass_fields__ if f != "content"]
+
+
+class OutboxRepository:
+    def __init__(self, connection: Connection) -> None:
+        self._conn = connection
+
+    def _insert(self, table: Any) -> Any:
+        dialect = postgresql if self._conn.dialect.name == "postgresql" else sqlite
+        return dialect.insert(table)
+
+    # --- enqueueing ----------------------------------------------------------------------------
+    def enqueue(
+        self,
+        destination: str,
+        writes: Sequence[OutboxWrite],
+        now: datetime,
+        run_id: str | None = None,
+        *,
+        fresh: bool = False,
+    ) -> tuple[int, int]:
+        """Add writes not yet in the outbox; returns (added, already there and sent).
+
+        `fresh`: the caller knows the keys are new (change-feed rows past the cursor), so the lookup
+        of existing keys is skipped; a key that exists anyway is still skipped by the unique key.
+        """
+        if not writes:
+            return 0, 0
+        t = sync_outbox.c
+        existing: dict[str, str] = {}
+        for part in [] if fresh else chunks([w.dedupe_key for w in writes], 500):
+            rows = self._conn.execute(
+                select(t.dedupe_key, t.status).where(t.destination == destination, t.dedupe_key.in_(part))
+            )
+            existing.update({r.dedupe_key: r.status for r in rows})
+        seen, new = set(existing), []
+        for w in writes:  # in order; a key given twice is enqueued once
+            if w.dedupe_key not in seen:
+                seen.add(w.dedupe_key)
+                new.append(w)
+        if new:
+            rows = [
+                {
+                    **w.__dict__,
+                    "destination": destination,
+                    "status": PENDING,
+                    "attempts": 0,
+                    "next_attempt_at": now,
+                    "created_at": now,
+                    "updated_at": now,
+                    "run_id": run_id,
+                }
+                for w in new
+            ]
+            self._conn.execute(self._insert(sync_outbox).on_conflict_do_nothing(), rows)
+            lanes = sorted({w.lane for w in new})
+            self._conn.execute(
+                self._insert(sync_lane).on_conflict_do_nothing(),
+                [{"destination": destination, "lane": lane} for lane in lanes],
+            )
+        return len(new), sum(1 for s in existing.values() if s == SENT)
+
+    # --- claiming ------------------------------------------------------------------------------
+    def claim(
+        self,
+        destination: str,
+        holder: str,
+        *,
+        lanes: int,
+        items: int,
+        lease_seconds: float,
+        now: datetime,
+        lane: str | None = None,
+    ) -> list[OutboxItem]:
+        """Lease up to `lanes` lanes with due rows; return up to `items` of their pending rows, in order."""
+        t, lt = sync_outbox.c, sync_lane.c
+        # The oldest due rows whose lane nobody else holds, in pk order (index destination, status, pk):
+        # bounded work per claim, however long the outbox is.
+        busy = (
+            select(lt.lane)
+            .where(
+                lt.destination == t.destination,
+                lt.lane == t.lane,
+                lt.lease_expires_at >= now,
+                lt.holder != holder,
+            )
+            .exists()
+        )
+        due = (
+            select(t.lane)
+            .where(t.destination == destination, t.status == PENDING, t.next_attempt_at <= now, ~busy)
+            .order_by(t.pk)
+            .limit(items * 2)
+        )
+        if lane is not None:
+            due = due.where(t.lane == lane)
+        candidates = list(dict.fromkeys(self._conn.execute(due).scalars()))[: lanes * 4]
+        if not candidates:
+            return []
+        free = and_(
+            lt.destination == destination,
+            lt.lane.in_(candidates),
+            or_(lt.lease_expires_at.is_(None), lt.lease_expires_at < now, lt.holder == holder),
+        )
+        expires = now + timedelta(seconds=lease_seconds)
+        if self._conn.dialect.name == "postgresql":
+            locked = list(
+                self._conn.execute(
+                    select(lt.lane).where(free).limit(lanes).with_for_update(skip_locked=True)
+                ).scalars()
+            )
+            if not locked:
+                return []
+            self._conn.execute(
+                update(sync_lane)
+                .where(lt.destination == destination, lt.lane.in_(locked))
+                .values(holder=holder, lease_expires_at=expires)
+            )
+        else:
+            chosen = select(lt.lane).where(free).limit(lanes).scalar_subquery()
+            self._conn.execute(
+                update(sync_lane)
+                .where(lt.destination == destination, lt.lane.in_(chosen))
+                .values(holder=holder, lease_expires_at=expires)
+            )
+            locked = list(
+                self._conn.execute(
+                    select(lt.lane).where(lt.destination == destination, lt.holder == holder)
+                ).scalars()
+            )
+        v = fhir_resource_version.c
+        version = and_(
+            v.resource_type == t.resource_type, v.id == t.resource_id, v.version_id == t.version_id
+        )
+        rows = self._conn.execute(
+            select(*_ITEM_COLUMNS, v.content)
+            .select_from(sync_outbox.outerjoin(fhir_resource_version, version))
+            .where(t.destination == destination, t.lane.in_(locked), t.status == PENDING)
+            .order_by(t.lane, t.pk)
+            .limit(items)
+        )
+        return [OutboxItem(*row) for row in rows]
+
+    def release(self, destination: str, holder: str) -> None:
+        lt = sync_lane.c
+        self._conn.execute(
+            update(sync_lane)
+            .where(lt.destination == destination, lt.holder == holder)
+            .values(holder=None, lease_expires_at=None)
+        )
+
+    # --- outcomes ------------------------------------------------------------------------------
+    def mark_sent(self, pks: Iterable[int], now: datetime, run_id: str | None, status: int | None) -> None:
+        self._finish(list(pks), SENT, now, run_id, last_status=status, last_error=None)
+
+    def mark_dead(
+        self, pk: int, now: datetime, run_id: str | None, status: int | None, error: str, response: str | None
+    ) -> None:
+        self._finish([pk], DEAD, now, run_id, last_status=status, last_error=error, response=response)
+
+    def _finish(self, pks: list[int], state: str, now: datetime, run_id: str | None, **values: Any) -> None:
+        t = sync_outbox.c
+        for part in chunks(pks, 500):
+            self._conn.execute(
+                update(sync_outbox)
+                .where(t.pk.in_(part), t.status == PENDING)
+                .values(status=state, updated_at=now, run_id=run_id, **values)
+            )
+
+    def defer(
+        self,
+        item: OutboxItem,
+        destination: str,
+        until: datetime,
+        now: datetime,
+        status: int | None,
+        error: str,
+    ) -> None:
+        """Count a failed attempt on `item` and hold its whole lane back until `until`."""
+        t = sync_outbox.c
+        self._conn.execute(
+            update(sync_outbox)
+            .where(t.pk == item.pk, t.status == PENDING)
+            .values(attempts=t.attempts + 1, last_status=status, last_error=error, updated_at=now)
+        )
+        self._conn.execute(
+            update(sync_outbox)
+            .where(t.destination == destination, t.lane == item.lane, t.status == PENDING)
+            .values(next_attempt_at=until)
+        )
+
+    # --- admin ---------------------------------------------------------------------------------
+    def pending_summary(self, destination: str) -> tuple[int, datetime | None]:
+        """(outbox depth, oldest pending row's creation time)."""
+        t = sync_outbox.c
+        row = self._conn.execute(
+            select(func.count(), func.min(t.created_at)).where(
+                t.destination == destination, t.status == PENDING
+            )
+        ).one()
+        return int(row[0]), row[1]
+
+    def dead_letters(self, destination: str | None, limit: int, before: int | None) -> list[dict[str, Any]]:
+        t = sync_outbox.c
+        query = select(sync_outbox).where(t.status == DEAD).order_by(t.pk.desc()).limit(limit)
+        if destination:
+            query = query.where(t.destination == destination)
+        if before:
+            query = query.where(t.pk < before)
+        return [dict(r._mapping) for r in self._conn.execute(query)]
+
+    def get(self, pk: int) -> dict[str, Any] | None:
+        row = self._conn.execute(select(sync_outbox).where(sync_outbox.c.pk == pk)).first()
+        return dict(row._mapping) if row else None
+
+    def requeue_dead(self, pk: int, now: datetime) -> bool:
+        """Put a dead letter back to pending with fresh attempts; False when it is not dead (any more)."""
+        t = sync_outbox.c
+        result = self._conn.execute(
+            update(sync_outbox)
+            .where(t.pk == pk, t.status == DEAD)
+            .values(status=PENDING, attempts=0, next_attempt_at=now, updated_at=now)
+        )
+        return result.rowcount == 1
+
+    def counts(self, run_id: str) -> dict[str, int]:
+        t = sync_outbox.c
+        rows = self._conn.execute(select(t.status, func.count()).where(t.run_id == run_id).group_by(t.status))
+        return {r[0]: int(r[1]) for r in rows}

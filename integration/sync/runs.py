@@ -1,0 +1,116 @@
+"""Repository of sync runs: one running run per destination at most, with live counts and errors.
+
+`active_destination` holds the destination's name only while a run is running; its unique
+constraint makes a concurrent second start fail, and the caller gets the running run instead. A run
+whose worker died stops heart-beating and is marked abandoned by the next start.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from integration.store.schema import sync_run
+
+RUNNING, DONE, FAILED, ABANDONED = "running", "done", "failed", "abandoned"
+MAX_ERRORS = 50
+
+
+def _row(row: Any) -> dict[str, Any]:
+    out = {str(k): v for k, v in row._mapping.items()}  # plain str keys (orjson refuses subclasses)
+    for key in ("options", "counts", "errors"):
+        out[key] = orjson.loads(out[key])
+    out.pop("active_destination", None)
+    return out
+
+
+class RunRepository:
+    def __init__(self, connection: Connection) -> None:
+        self._conn = connection
+
+    def running(self, destination: str) -> dict[str, Any] | None:
+        row = self._conn.execute(select(sync_run).where(sync_run.c.active_destination == destination)).first()
+        return _row(row) if row else None
+
+    def start(
+        self,
+        destination: str,
+        options: dict[str, Any],
+        triggered_by: str | None,
+        now: datetime,
+        stale_after: float,
+    ) -> tuple[dict[str, Any], bool]:
+        """(run, True) for a new run, or (the running run, False) when one is already running."""
+        current = self.running(destination)
+        if current is not None:
+            if current["heartbeat_at"] >= now - timedelta(seconds=stale_after):
+                return current, False
+            self.finish(current["run_id"], ABANDONED, current["counts"], current["errors"], now)
+        run_id = uuid.uuid4().hex
+        values = {
+            "run_id": run_id,
+            "destination": destination,
+            "active_destination": destination,
+            "state": RUNNING,
+            "options": orjson.dumps(options).decode(),
+            "counts": "{}",
+            "errors": "[]",
+            "triggered_by": triggered_by,
+            "started_at": now,
+            "heartbeat_at": now,
+        }
+        try:
+            with self._conn.begin_nested():
+                self._conn.execute(insert(sync_run).values(**values))
+        except IntegrityError:
+            current = self.running(destination)
+            if current is None:
+                raise
+            return current, False
+        return self.get(run_id) or {}, True
+
+    def get(self, run_id: str) -> dict[str, Any] | None:
+        row = self._conn.execute(select(sync_run).where(sync_run.c.run_id == run_id)).first()
+        return _row(row) if row else None
+
+    def last(self, destination: str, state: str | None = None) -> dict[str, Any] | None:
+        t = sync_run.c
+        query = select(sync_run).where(t.destination == destination).order_by(t.started_at.desc()).limit(1)
+        if state:
+            query = query.where(t.state == state)
+        row = self._conn.execute(query).first()
+        return _row(row) if row else None
+
+    def heartbeat(
+        self, run_id: str, counts: dict[str, int], errors: list[dict[str, Any]], now: datetime
+    ) -> None:
+        self._conn.execute(
+            update(sync_run)
+            .where(sync_run.c.run_id == run_id, sync_run.c.state == RUNNING)
+            .values(
+                counts=orjson.dumps(counts).decode(),
+                errors=orjson.dumps(errors[-MAX_ERRORS:]).decode(),
+                heartbeat_at=now,
+            )
+        )
+
+    def finish(
+        self, run_id: str, state: str, counts: dict[str, int], errors: list[dict[str, Any]], now: datetime
+    ) -> None:
+        self._conn.execute(
+            update(sync_run)
+            .where(sync_run.c.run_id == run_id, sync_run.c.state == RUNNING)
+            .values(
+                state=state,
+                active_destination=None,
+                counts=orjson.dumps(counts).decode(),
+                errors=orjson.dumps(errors[-MAX_ERRORS:]).decode(),
+                heartbeat_at=now,
+                finished_at=now,
+            )
+        )

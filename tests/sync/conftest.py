@@ -1,0 +1,71 @@
+"""Fixtures for sync tests: a real FHIR receiver on 127.0.0.1, stored synthetic data, destinations."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from integration.ingest import synthetic
+from integration.ingest.service import COLLECTIONS, ingest
+from integration.store.schema import fhir_resource
+from integration.sync.destinations import Destination, parse
+from tests.sync.receiver import Receiver
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    server = Receiver().start()
+    yield server
+    server.stop()
+
+
+def make_destination(url: str, **fields: Any) -> Destination:
+    entry: dict[str, Any] = {
+        "name": "test-ehr",
+        "kind": "ehr",
+        "base_url": url,
+        "auth": {"type": "none"},
+        "schedule": {"every_seconds": 60},
+        "write_mode": "transaction",
+        "batch_size": 50,
+        "retry": {"base_seconds": 0.05, "max_seconds": 0.2, "max_attempts": 5},
+        "breaker": {"failure_threshold": 50, "cooldown_seconds": 1},
+        "timeouts": {"connect_seconds": 2, "read_seconds": 5},
+    }
+    entry.update(fields)
+    return parse({"destination": [entry]})[0]
+
+
+def load(db: Any, ctx: Any, patients: int = 2, sessions: int = 1, seed: int = 3) -> dict[str, Any]:
+    batch = synthetic.batch(seed, patients, sessions)
+    store(db, ctx, batch)
+    return batch
+
+
+def store(db: Any, ctx: Any, batch: dict[str, Any]) -> None:
+    pairs = [(kind, r) for collection, kind in COLLECTIONS.items() for r in batch.get(collection, [])]
+    outcomes = ingest(db, pairs, ctx=ctx, source="api")
+    assert all(o.status in ("accepted", "unchanged") for o in outcomes), [o.errors for o in outcomes][:3]
+
+
+def current(db: Any) -> dict[tuple[str, str], tuple[int, bool]]:
+    """Every stored resource's current (version, deleted)."""
+    t = fhir_resource.c
+    with db.reader() as conn:
+        rows = conn.execute(select(t.resource_type, t.id, t.version_id, t.deleted))
+        return {(r.resource_type, r.id): (r.version_id, r.deleted) for r in rows}
+
+
+def assert_mirrors(receiver: Receiver, db: Any) -> None:
+    """The receiver holds exactly our live resources at our current versions, each version once."""
+    for (resource_type, resource_id), (version, deleted) in current(db).items():
+        stored = receiver.store.get((resource_type, resource_id))
+        if deleted:
+            assert stored is None or stored.deleted, (resource_type, "should be deleted")
+            continue
+        assert stored is not None and not stored.deleted, (resource_type, "missing")
+        seen = receiver.versions(resource_type, resource_id)
+        assert seen[-1] == version and len(seen) == len(set(seen)), (resource_type, seen)

@@ -1,0 +1,354 @@
+"""Delivery against a real FHIR receiver on 127.0.0.1, on both databases: exactly-once effect across
+retries, token refresh, dead letters, crashes between send and ack, deletions and concurrent workers."""
+
+from __future__ import annotations
+
+import copy
+import threading
+import time
+from collections import Counter
+
+import orjson
+import pytest
+from sqlalchemy import func, select
+
+from integration.store.schema import sync_outbox
+from integration.sync import service
+from integration.sync.engine import DeliveryEngine
+from integration.sync.feed import advance
+from integration.sync.outbox import OutboxRepository
+from integration.sync.state import StateRepository
+from tests.sync.conftest import assert_mirrors, current, load, make_destination, store
+
+
+def sync(db, settings, destination, **kwargs):
+    advance(db, destination)
+    linger = kwargs.pop("linger", 5.0)
+    return DeliveryEngine(db, settings, destination, **kwargs).deliver(linger=linger)
+
+
+def applied(receiver):
+    """How many times each (method, resource, version) was applied by the receiver."""
+    return Counter(receiver.writes)
+
+
+@pytest.mark.parametrize(
+    ("mode", "write_by"),
+    [("transaction", "id"), ("batch", "id"), ("individual", "id"), ("transaction", "identifier")],
+)
+def test_every_resource_arrives_once_and_a_rerun_sends_nothing(db, ctx, settings, receiver, mode, write_by):
+    load(db, ctx)
+    destination = make_destination(receiver.url, write_mode=mode, write_by=write_by)
+    counts = sync(db, settings, destination)
+    live = sum(1 for _v, deleted in current(db).values() if not deleted)
+    assert counts.sent == live and counts.dead == 0
+    if write_by == "id":
+        assert_mirrors(receiver, db)
+    else:  # the receiver chose its own ids: every identified resource is there once
+        assert len(receiver.store) == live
+    before = len(receiver.requests)
+    again = sync(db, settings, destination)
+    assert again.sent == 0 and len(receiver.requests) == before
+
+
+def test_retries_honour_retry_after_and_land_once(db, ctx, settings, receiver):
+    load(db, ctx)
+    destination = make_destination(receiver.url, write_mode="batch")
+    receiver.fail_next(1, 503)
+    receiver.fail_next(1, 429, {"Retry-After": "1"})
+    receiver.fail_next(1, 500, commit=True)  # applied, but the answer is lost: re-sent, still once
+    started = time.monotonic()
+    counts = sync(db, settings, destination)
+    assert counts.retrying >= 3 and counts.dead == 0
+    assert time.monotonic() - started >= 1.0  # the Retry-After second was waited
+    assert_mirrors(receiver, db)
+
+
+def test_401_refreshes_once_and_replays(db, ctx, settings, receiver, monkeypatch):
+    monkeypatch.setenv("TEST_EHR_TOKEN", "s3cret-token")
+    receiver.token = "s3cret-token"
+    receiver.unauthorized_once = True
+    load(db, ctx, patients=1)
+    destination = make_destination(receiver.url, auth={"type": "bearer", "token_env": "TEST_EHR_TOKEN"})
+    counts = sync(db, settings, destination)
+    assert counts.dead == 0 and counts.retrying == 0 and counts.sent > 0
+    assert [r[2] for r in receiver.requests[:2]] == [401, 200]
+    assert_mirrors(receiver, db)
+
+
+@pytest.mark.parametrize("mode", ["transaction", "batch"])
+def test_a_refused_entry_is_a_dead_letter_and_other_patients_go_on(db, ctx, settings, receiver, mode):
+    batch = load(db, ctx, patients=3)
+    destination = make_destination(receiver.url, write_mode=mode)
+    bad_patient = batch["patients"][0]["id"]
+    from mappings.ids import resource_id
+
+    bad_id = resource_id("patient", bad_patient)
+    receiver.bad_ids[bad_id] = 422
+    counts = sync(db, settings, destination)
+    assert counts.dead == 1
+    with db.reader() as conn:
+        dead = OutboxRepository(conn).dead_letters("test-ehr", 10, None)
+    assert len(dead) == 1 and dead[0]["resource_id"] == bad_id and dead[0]["last_status"] == 422
+    assert orjson.loads(dead[0]["response"])["resourceType"] == "OperationOutcome"
+    others = [k for k, (_v, deleted) in current(db).items() if not deleted and k != ("Patient", bad_id)]
+    assert all(k in receiver.store for k in others)
+
+
+def test_409_and_412_are_dead_letters_with_the_servers_answer(db, ctx, settings, receiver):
+    load(db, ctx, patients=1)
+    destination = make_destination(receiver.url, write_mode="individual")
+    receiver.fail_next(1, 409, body={"resourceType": "OperationOutcome", "issue": [{"code": "conflict"}]})
+    receiver.fail_next(1, 412)
+    counts = sync(db, settings, destination)
+    assert counts.dead == 2
+    with db.reader() as conn:
+        dead = OutboxRepository(conn).dead_letters("test-ehr", 10, None)
+    assert sorted(d["last_status"] for d in dead) == [409, 412]
+    assert any("conflict" in d["response"] for d in dead)
+
+
+def test_exhausted_retries_become_dead_letters(db, ctx, settings, receiver):
+    load(db, ctx, patients=1)
+    destination = make_destination(
+        receiver.url,
+        write_mode="transaction",
+        retry={"base_seconds": 0.01, "max_seconds": 0.02, "max_attempts": 2},
+    )
+    receiver.fail_next(10, 500)
+    counts = sync(db, settings, destination)
+    assert counts.dead > 0 and counts.sent == 0
+    with db.reader() as conn:
+        dead = OutboxRepository(conn).dead_letters("test-ehr", 1, None)
+    assert "gave up after 2 attempts" in dead[0]["last_error"]
+
+
+def test_a_crash_between_send_and_ack_still_lands_once(db, ctx, settings, receiver):
+    load(db, ctx)
+    destination = make_destination(receiver.url, write_mode="transaction", batch_size=20)
+
+    def crash():
+        raise SystemExit("worker killed after send")
+
+    advance(db, destination)
+    with pytest.raises(SystemExit):
+        DeliveryEngine(db, settings, destination, lease_seconds=0.5, after_send=crash).deliver()
+    assert receiver.writes  # the first bundle arrived, its outcome was never recorded
+    time.sleep(0.6)  # the dead worker's lane leases run out
+    DeliveryEngine(db, settings, destination).deliver()
+    assert_mirrors(receiver, db)
+    # the crashed bundle was re-sent: applied twice, held once (PUT by id is idempotent)
+    assert max(applied(receiver).values()) == 2
+
+
+def test_changes_and_deletions_follow_on_the_next_run(db, ctx, settings, receiver):
+    batch = load(db, ctx, patients=1)
+    destination = make_destination(receiver.url, write_mode="batch")
+    sync(db, settings, destination)
+    changed = copy.deepcopy(batch)
+    session = changed["sessions"][0]
+    assert len(session["vitals"]) > 1
+    session["vitals"] = session["vitals"][:1]
+    store(db, ctx, {"sessions": [session]})
+    deleted = [k for k, (_v, gone) in current(db).items() if gone]
+    assert deleted
+    sync(db, settings, destination)
+    assert all(receiver.store[k].deleted for k in deleted)
+    assert ("DELETE", f"{deleted[0][0]}/{deleted[0][1]}", None) in receiver.writes
+    assert_mirrors(receiver, db)
+
+
+def test_one_patients_writes_stay_in_order_while_another_waits(db, ctx, settings, receiver):
+    load(db, ctx, patients=2)
+    destination = make_destination(receiver.url, write_mode="individual")
+    receiver.fail_next(1, 503)  # the first write of the first lane waits; its lane waits with it
+    sync(db, settings, destination)
+    assert_mirrors(receiver, db)
+    with db.reader() as conn:
+        order = conn.execute(
+            select(sync_outbox.c.lane, sync_outbox.c.resource_type, sync_outbox.c.resource_id).order_by(
+                sync_outbox.c.lane, sync_outbox.c.pk
+            )
+        ).all()
+    sent_order = [w[1] for w in receiver.writes]
+    for lane in {row.lane for row in order}:
+        expected = [f"{r.resource_type}/{r.resource_id}" for r in order if r.lane == lane]
+        got = [key for key in dict.fromkeys(sent_order) if key in set(expected)]
+        assert got == expected
+
+
+def test_two_engines_claiming_at_once_deliver_each_write_once(db, ctx, settings, receiver):
+    load(db, ctx, patients=6)
+    destination = make_destination(receiver.url, write_mode="individual", batch_size=5)
+    advance(db, destination)
+    receiver.delay = 0.002
+    errors: list[BaseException] = []
+
+    def work():
+        try:
+            DeliveryEngine(db, settings, destination).deliver()
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors
+    counts = applied(receiver)
+    assert counts and max(counts.values()) == 1
+    assert_mirrors(receiver, db)
+    with db.reader() as conn:
+        left = conn.execute(select(func.count()).where(sync_outbox.c.status != "sent")).scalar()
+    assert left == 0
+
+
+def test_consented_destinations_get_only_consenting_patients(db, ctx, settings, receiver):
+    batch = load(db, ctx, patients=10, seed=11)
+    destination = make_destination(receiver.url, patients="consented")
+    refused = [
+        p
+        for p in batch["patients"]
+        if (p.get("consent") or {}).get("share_with_destinations") is not None
+        and "test-ehr" not in p["consent"]["share_with_destinations"]
+    ]
+    assert refused, "the synthetic seed should include a patient who limits sharing"
+    sync(db, settings, destination)
+    from mappings.ids import resource_id
+
+    for patient in batch["patients"]:
+        held = ("Patient", resource_id("patient", patient["id"])) in receiver.store
+        assert held == (patient not in refused)
+
+
+def test_paused_destination_sends_nothing_until_resumed(db, ctx, settings, receiver):
+    load(db, ctx, patients=1)
+    destination = make_destination(receiver.url)
+    with db.writer() as conn:
+        StateRepository(conn).set_paused("test-ehr", True)
+    assert sync(db, settings, destination).sent == 0 and not receiver.writes
+    with db.writer() as conn:
+        StateRepository(conn).set_paused("test-ehr", False)
+    assert sync(db, settings, destination).sent > 0
+
+
+def test_dry_run_builds_without_sending_or_moving_the_cursor(db, ctx, settings, receiver):
+    load(db, ctx, patients=1)
+    destination = make_destination(receiver.url)
+    preview = service.dry_run(db, settings, destination, None)
+    assert preview["mode"] == "transaction" and preview["problems"] == []
+    assert preview["bundles"][0]["type"] == "transaction" and preview["entries"] > 0
+    assert not receiver.requests
+    with db.reader() as conn:
+        assert StateRepository(conn).get("test-ehr").cursor_seq == 0
+
+
+def test_auto_mode_learns_from_the_server_once_and_uses_batch(db, ctx, settings):
+    from tests.sync.receiver import Receiver
+
+    server = Receiver(transaction=False, batch=True).start()
+    try:
+        load(db, ctx, patients=1)
+        destination = make_destination(server.url, write_mode="auto")
+        counts = sync(db, settings, destination)
+        sync(db, settings, destination)
+    finally:
+        server.stop()
+    assert counts.sent > 0 and counts.dead == 0
+    paths = [r[1] for r in server.requests]
+    assert paths.count("/fhir/metadata") == 1  # learned on first use, then read from the table
+    with db.reader() as conn:
+        learned = StateRepository(conn).get("test-ehr").capabilities
+    assert learned["batch"] and not learned["transaction"]
+
+
+def test_breaker_opens_after_consecutive_failures_and_resumes_by_itself(db, ctx, settings, receiver):
+    load(db, ctx, patients=1)
+    destination = make_destination(receiver.url, breaker={"failure_threshold": 2, "cooldown_seconds": 1})
+    receiver.fail_next(2, 503)
+    counts = sync(db, settings, destination, linger=3.0)
+    assert counts.sent == 0 and len(receiver.requests) == 2
+    with db.reader() as conn:
+        assert StateRepository(conn).get("test-ehr").breaker.state == "open"
+    assert "circuit open" in counts.errors[-1]["error"]
+    time.sleep(1.1)  # cool-down over: half-open, one probe, then closed again
+    counts = sync(db, settings, destination)
+    assert counts.sent > 0
+    assert len(receiver.requests[2]) and receiver.requests[2][2] == 200
+    with db.reader() as conn:
+        assert StateRepository(conn).get("test-ehr").breaker.state == "closed"
+    assert_mirrors(receiver, db)
+
+
+def test_any_request_can_ride_the_same_outbox(db, ctx, settings, receiver):
+    """The interface other features use (e.g. a referrer summary POST): enqueue a request, deliver, retry."""
+    from datetime import UTC, datetime
+
+    from integration.sync.outbox import OutboxWrite
+
+    destination = make_destination(receiver.url)
+    document = orjson.dumps({"resourceType": "Patient", "id": "doc-1"}).decode()
+    write = OutboxWrite.request(
+        lane="referrer-doc",
+        dedupe_key="summary/doc-1/v1",
+        method="PUT",
+        path="Patient/doc-1",
+        body=document,
+        content_type="application/fhir+json",
+        headers={"X-Horizon-Signature": "sha256=abc"},
+    )
+    with pytest.raises(ValueError, match="cannot be set"):
+        OutboxWrite.request(
+            lane="x",
+            dedupe_key="x",
+            method="POST",
+            path="",
+            body=None,
+            content_type="text/plain",
+            headers={"Authorization": "Bearer stolen"},
+        )
+    with db.writer() as conn:
+        assert OutboxRepository(conn).enqueue("test-ehr", [write, write], datetime.now(UTC)) == (1, 0)
+    with db.writer() as conn:
+        assert OutboxRepository(conn).enqueue("test-ehr", [write], datetime.now(UTC)) == (0, 0)
+    receiver.fail_next(1, 503)
+    counts = DeliveryEngine(db, settings, destination).deliver(linger=5)
+    assert counts.sent == 1 and counts.retrying == 1
+    assert len(receiver.store[("Patient", "doc-1")].versions) == 1
+    assert receiver.headers_seen[-1]["X-Horizon-Signature"] == "sha256=abc"
+
+
+def test_logs_carry_no_token_ids_or_content(db, ctx, settings, receiver, monkeypatch, caplog):
+    import logging
+
+    monkeypatch.setenv("TEST_EHR_TOKEN", "s3cret-token-value")
+    receiver.token = "s3cret-token-value"
+    receiver.unauthorized_once = True
+    batch = load(db, ctx, patients=1)
+    destination = make_destination(receiver.url, auth={"type": "bearer", "token_env": "TEST_EHR_TOKEN"})
+    receiver.fail_next(1, 500)
+    with caplog.at_level(logging.DEBUG, logger="integration"):
+        sync(db, settings, destination)
+    text = "\n".join(
+        f"{r.getMessage()} {r.__dict__}" for r in caplog.records if r.name.startswith("integration")
+    )
+    assert caplog.records
+    assert "s3cret-token-value" not in text
+    from mappings.ids import resource_id
+
+    assert batch["patients"][0]["id"] not in text
+    assert resource_id("patient", batch["patients"][0]["id"]) not in text
+    assert batch["patients"][0]["family"] not in text
+
+
+def test_a_timed_out_write_is_retried_and_held_once(db, ctx, settings, receiver):
+    load(db, ctx, patients=1)
+    destination = make_destination(
+        receiver.url, write_mode="batch", timeouts={"connect_seconds": 1, "read_seconds": 0.5}
+    )
+    receiver.slow_next, receiver.slow_seconds = 1, 1.0
+    counts = sync(db, settings, destination)
+    assert counts.retrying >= 1 and counts.dead == 0
+    assert max(applied(receiver).values()) == 2  # applied by the timed-out request and by the retry
+    assert_mirrors(receiver, db)
