@@ -2,9 +2,10 @@
 
 States: `due` (a trigger fired for a patient and referrer; written with the cursor that saw it) ->
 `prepared` (one document version with its payload, built once) -> `sent` or `dead` (set by the transport).
-A due row that produced nothing new becomes `skipped` (detail says why). Preparation runs in one
-transaction: a crash leaves the due row due, to be prepared again; the unique (set_id, version) and the
-conditional `due -> prepared` update keep two preparers from writing a version twice.
+A due row that produced nothing new becomes `skipped` (detail says why; purged after a retention).
+Preparation runs in one transaction: a crash leaves the due row due, to be prepared again; the unique
+(set_id, version) and the conditional `due -> prepared` update keep two preparers from writing a version
+twice.
 
 The caller owns the transaction (repository style of integration/store).
 """
@@ -19,7 +20,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -251,6 +252,19 @@ class SummaryLedger:
             .values(state="skipped", detail=detail, prepared_at=now)
         )
         return done.rowcount == 1
+
+    def purge_skipped(self, before: datetime, limit: int) -> int:
+        """Delete at most `limit` skipped rows that were skipped before `before`; returns how many. Nothing
+        refers to them (`replaces_pk` and the version numbers are those of prepared rows)."""
+        t = summary_delivery.c
+        oldest = (
+            select(t.pk)
+            .where(t.state == "skipped", t.prepared_at < before)
+            .order_by(t.pk)
+            .limit(limit)
+            .scalar_subquery()
+        )
+        return int(self._conn.execute(delete(summary_delivery).where(t.pk.in_(oldest))).rowcount)
 
     # --- the transport's side ------------------------------------------------------------------------
 

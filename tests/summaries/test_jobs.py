@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import orjson
 import pytest
 
 from integration.jobs import jobs_for
+from integration.summaries import jobs as jobs_module
 from integration.summaries import prepare as prepare_module
-from integration.summaries.jobs import scan_changes, summary_job_specs, weekly_digest
+from integration.summaries.jobs import purge_skipped, scan_changes, summary_job_specs, weekly_digest
 from integration.summaries.ledger import SummaryLedger
 from mappings.ids import resource_id
 from tests.summaries.conftest import patient_fhir_id, post_batch
@@ -96,13 +99,14 @@ def test_weekly_digest_sends_only_what_is_new(app, db, body):
 
 def test_job_specs(app):
     digest = referrer(name="digest", triggers=["weekly-digest"], digest_schedule="0 7 * * mon")
-    assert summary_job_specs({}) == []
+    assert [(s.id, s.trigger_args) for s in summary_job_specs({})] == [("summary-ledger-purge", {"hours": 1})]
     specs = summary_job_specs({"digest": digest, "dr-ref": referrer()})
     assert [(s.id, s.trigger) for s in specs] == [
         ("summary-triggers", "interval"),
+        ("summary-ledger-purge", "interval"),
         ("summary-digest-digest", "cron"),
     ]
-    assert specs[1].trigger_args == {
+    assert specs[2].trigger_args == {
         "minute": "0",
         "hour": "7",
         "day": "*",
@@ -110,7 +114,9 @@ def test_job_specs(app):
         "day_of_week": "mon",
     }
     app.extensions["horizon.referrers"] = {"digest": digest}
-    assert {"summary-triggers", "summary-digest-digest"} <= {s.id for s in jobs_for(app)}
+    assert {"summary-triggers", "summary-ledger-purge", "summary-digest-digest"} <= {
+        s.id for s in jobs_for(app)
+    }
 
 
 def _put(client, headers, kind: str, record: dict) -> None:
@@ -178,3 +184,22 @@ def test_a_session_moved_to_another_patient_supersedes_the_first_referrers_docum
     assert bundle["entry"][0]["resource"]["relatesTo"][0]["code"] == "replaces"
     # The session's new patient is summarized for their own referrer.
     assert any(encounter in _document_refs(e) for e in _entries(db, "dr-other") if e.payload)
+
+
+def test_the_purge_job_keeps_recent_skips_and_every_document(app, db, body, monkeypatch):
+    """Each digest with nothing new leaves a skipped row; past the retention the purge job deletes them (in
+    bounded batches) and keeps the prepared document."""
+    digest = referrer(name="digest", triggers=["weekly-digest"], digest_schedule="0 7 * * mon")
+    app.extensions["horizon.referrers"] = {"digest": digest}
+    start = datetime.now(UTC)
+    for week in range(4):
+        weekly_digest(app, "digest", now=start + timedelta(weeks=week))
+    prepared, *skipped = _entries(db, "digest")
+    assert prepared.state == "prepared" and [e.state for e in skipped] == ["skipped"] * 3
+    monkeypatch.setattr(jobs_module, "PURGE_BATCH", 1)
+    retention = timedelta(days=app.config["HORIZON_SETTINGS"].summary_skipped_retention_days)
+    # At the retention of the second skip: the first one (a week older) goes, the later ones stay.
+    assert purge_skipped(app, now=start + timedelta(weeks=2) + retention) == {"removed": 1}
+    assert [e.pk for e in _entries(db, "digest")] == [prepared.pk, skipped[1].pk, skipped[2].pk]
+    assert purge_skipped(app, now=start + timedelta(weeks=4) + retention) == {"removed": 2}
+    assert [e.pk for e in _entries(db, "digest")] == [prepared.pk]

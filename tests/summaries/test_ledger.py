@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import orjson
 from sqlalchemy import insert
@@ -107,3 +107,32 @@ def test_migration_merges_the_duplicate_due_rows_written_before(database_url):
         (2, "p1", "skipped", ("correction",)),
         (4, "p2", "due", ("weekly-digest",)),
     ]
+
+
+def _row(conn, state: str, at: datetime, patient: str = "p1") -> int:
+    return conn.execute(
+        insert(summary_delivery).values(
+            patient_id=patient,
+            referrer="dr-ref",
+            state=state,
+            reasons='["correction"]',
+            created_at=at,
+            prepared_at=at,
+            sent_at=at if state in ("sent", "dead") else None,
+        )
+    ).inserted_primary_key[0]
+
+
+def test_purge_deletes_only_old_skipped_rows(db):
+    old, recent = NOW - timedelta(days=40), NOW - timedelta(days=1)
+    with db.writer() as conn:
+        keep = [_row(conn, state, old, f"p-{state}") for state in ("due", "prepared", "sent", "dead")]
+        keep.append(_row(conn, "skipped", recent))
+        gone = [_row(conn, "skipped", old) for _ in range(3)]
+    with db.writer() as conn:
+        assert SummaryLedger(conn).purge_skipped(NOW - timedelta(days=30), limit=2) == 2
+    with db.writer() as conn:
+        assert SummaryLedger(conn).purge_skipped(NOW - timedelta(days=30), limit=2) == 1
+        assert SummaryLedger(conn).purge_skipped(NOW - timedelta(days=30), limit=2) == 0
+    assert sorted(e.pk for e in _entries(db)) == sorted(keep)
+    assert not set(gone) & {e.pk for e in _entries(db)}
