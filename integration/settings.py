@@ -115,6 +115,12 @@ class Settings:
         3600,
         "How long a finished $export's files stay downloadable; the export-cleanup job deletes them after.",
     )
+    summary_skipped_retention_days: int = setting(
+        "HORIZON_SUMMARY_SKIPPED_RETENTION_DAYS",
+        30,
+        "Days a `skipped` summary ledger row (a trigger that produced no new document, with the reason) is "
+        "kept; the summary-ledger-purge job deletes older ones. Due, prepared, sent and dead rows stay.",
+    )
     export_workers: int = setting(
         "HORIZON_EXPORT_WORKERS", 2, "Background threads per web process that write $export files."
     )

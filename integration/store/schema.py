@@ -500,3 +500,16 @@ sync_run = Table(
     CheckConstraint("state IN ('running', 'done', 'failed', 'abandoned')", name="state"),
     Index(None, "destination", "started_at"),
 )
+
+# --- Treatment-summary ledger: one open trigger per pair ------------------------------------------
+
+# At most one `due` row per (patient, referrer): concurrent triggers (scan, digest, admin) insert with
+# ON CONFLICT against this partial index and merge their reasons into the row that won.
+summary_delivery_one_due = Index(
+    "uq_summary_delivery_due_pair",
+    summary_delivery.c.patient_id,
+    summary_delivery.c.referrer,
+    unique=True,
+    sqlite_where=summary_delivery.c.state == "due",
+    postgresql_where=summary_delivery.c.state == "due",
+)

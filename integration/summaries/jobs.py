@@ -4,6 +4,9 @@
   decides what is due (triggers.py) and records it as `due` in the same transaction that moves the cursor,
   so a crash neither loses a trigger nor records it twice; then prepares what is due.
 - `weekly_digest`: at a referrer's `digest_schedule`, a due row per eligible patient, then preparation.
+- `purge_skipped`: hourly, deletes the `skipped` rows older than `summary_skipped_retention_days` (every
+  change of a documented patient records a correction; most prepare nothing), keeping the history of every
+  document prepared, sent or dead. It runs with or without referrers: rows outlive a referrer's removal.
 Referrers come from `app.extensions["horizon.referrers"]` (name -> Referrer), which the destinations
 loader fills; with none configured there is nothing to schedule.
 """
@@ -12,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask import Flask
@@ -32,6 +35,8 @@ from integration.summaries.triggers import Due, digest_due, due_summaries
 
 CURSOR = "summary-triggers"
 SCAN_INTERVAL_SECONDS = 60
+PURGE_BATCH = 1000
+PURGE_MAX_BATCHES = 100  # a run deletes at most 100,000 rows; the next hour goes on
 _CRON_FIELDS = ("minute", "hour", "day", "month", "day_of_week")
 
 
@@ -114,11 +119,30 @@ def weekly_digest(app: Flask, referrer_name: str, now: datetime | None = None) -
     return {"referrer": referrer_name, "due": len(dues), "prepared": len(prepared)}
 
 
+def purge_skipped(app: Flask, now: datetime | None = None) -> dict[str, Any]:
+    """Delete the skipped ledger rows past their retention, in short transactions (bounded per run)."""
+    days = app.config["HORIZON_SETTINGS"].summary_skipped_retention_days
+    before = (now or datetime.now(UTC)) - timedelta(days=days)
+    removed = 0
+    for _ in range(PURGE_MAX_BATCHES):
+        with app.extensions["horizon.db"].writer() as conn:
+            done = SummaryLedger(conn).purge_skipped(before, PURGE_BATCH)
+        removed += done
+        if done < PURGE_BATCH:
+            break
+    return {"removed": removed}
+
+
 def summary_job_specs(referrers: Mapping[str, Referrer]) -> list[JobSpec]:
-    """The scan every minute, and one digest job per referrer with a digest schedule (cron in UTC)."""
+    """The ledger purge hourly; with referrers, the scan every minute and one digest job per referrer with
+    a digest schedule (cron in UTC)."""
+    purge = JobSpec("summary-ledger-purge", purge_skipped, "interval", {"hours": 1})
     if not referrers:
-        return []
-    specs = [JobSpec("summary-triggers", scan_changes, "interval", {"seconds": SCAN_INTERVAL_SECONDS})]
+        return [purge]
+    specs = [
+        JobSpec("summary-triggers", scan_changes, "interval", {"seconds": SCAN_INTERVAL_SECONDS}),
+        purge,
+    ]
     for r in referrers.values():
         if r.wants("weekly-digest") and r.digest_schedule:
             fields = dict(zip(_CRON_FIELDS, r.digest_schedule.split(), strict=True))

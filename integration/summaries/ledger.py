@@ -2,9 +2,10 @@
 
 States: `due` (a trigger fired for a patient and referrer; written with the cursor that saw it) ->
 `prepared` (one document version with its payload, built once) -> `sent` or `dead` (set by the transport).
-A due row that produced nothing new becomes `skipped` (detail says why). Preparation runs in one
-transaction: a crash leaves the due row due, to be prepared again; the unique (set_id, version) and the
-conditional `due -> prepared` update keep two preparers from writing a version twice.
+A due row that produced nothing new becomes `skipped` (detail says why; purged after a retention).
+Preparation runs in one transaction: a crash leaves the due row due, to be prepared again; the unique
+(set_id, version) and the conditional `due -> prepared` update keep two preparers from writing a version
+twice.
 
 The caller owns the transaction (repository style of integration/store).
 """
@@ -13,19 +14,27 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from integration.store.schema import summary_cursor, summary_delivery
 from integration.summaries.model import Summary
 
 LIVE = ("prepared", "sent")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ADD_DUE_ATTEMPTS = 5
+
+
+def _insert(conn: Connection) -> Callable[..., Any]:
+    """The dialect's INSERT, which has ON CONFLICT (both backends support it with partial indexes)."""
+    return pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
 
 
 def content_hash(summary: Summary) -> str:
@@ -113,30 +122,43 @@ class SummaryLedger:
         self._conn = connection
 
     def add_due(self, patient_id: str, referrer: str, reasons: Sequence[str], now: datetime) -> int:
-        """Record a trigger; an open due row for the same pair absorbs the new reasons instead."""
+        """Record a trigger; an open due row for the same pair absorbs the new reasons instead.
+
+        Race-free under concurrent writers (the scan, a digest, an admin trigger): the insert gives way to
+        an open due row (the partial unique index `uq_summary_delivery_due_pair`), which is then locked
+        before its reasons are merged, so no reason is lost to a concurrent merge either.
+        """
         t = summary_delivery.c
-        row = self._conn.execute(
-            select(t.pk, t.reasons)
-            .where(t.patient_id == patient_id, t.referrer == referrer, t.state == "due")
-            .order_by(t.pk)
-            .limit(1)
-        ).first()
-        if row is not None:
+        for _ in range(_ADD_DUE_ATTEMPTS):
+            inserted = self._conn.execute(
+                _insert(self._conn)(summary_delivery)
+                .values(
+                    patient_id=patient_id,
+                    referrer=referrer,
+                    state="due",
+                    reasons=orjson.dumps(sorted(set(reasons))).decode(),
+                    created_at=now,
+                )
+                .on_conflict_do_nothing(
+                    index_elements=["patient_id", "referrer"], index_where=t.state == "due"
+                )
+                .returning(t.pk)
+            ).scalar()
+            if inserted is not None:
+                return int(inserted)
+            row = self._conn.execute(
+                select(t.pk, t.reasons)
+                .where(t.patient_id == patient_id, t.referrer == referrer, t.state == "due")
+                .with_for_update()
+            ).first()
+            if row is None:
+                continue  # prepared or skipped since the insert gave way: this trigger opens a new row
             merged = sorted(set(orjson.loads(row.reasons)) | set(reasons))
             self._conn.execute(
                 update(summary_delivery).where(t.pk == row.pk).values(reasons=orjson.dumps(merged).decode())
             )
             return int(row.pk)
-        result = self._conn.execute(
-            insert(summary_delivery).values(
-                patient_id=patient_id,
-                referrer=referrer,
-                state="due",
-                reasons=orjson.dumps(sorted(set(reasons))).decode(),
-                created_at=now,
-            )
-        )
-        return int(result.inserted_primary_key[0])
+        raise RuntimeError("summary ledger: the open due row kept changing state; try again")
 
     def get(self, pk: int) -> Entry | None:
         row = self._conn.execute(select(summary_delivery).where(summary_delivery.c.pk == pk)).first()
@@ -230,6 +252,19 @@ class SummaryLedger:
             .values(state="skipped", detail=detail, prepared_at=now)
         )
         return done.rowcount == 1
+
+    def purge_skipped(self, before: datetime, limit: int) -> int:
+        """Delete at most `limit` skipped rows that were skipped before `before`; returns how many. Nothing
+        refers to them (`replaces_pk` and the version numbers are those of prepared rows)."""
+        t = summary_delivery.c
+        oldest = (
+            select(t.pk)
+            .where(t.state == "skipped", t.prepared_at < before)
+            .order_by(t.pk)
+            .limit(limit)
+            .scalar_subquery()
+        )
+        return int(self._conn.execute(delete(summary_delivery).where(t.pk.in_(oldest))).rowcount)
 
     # --- the transport's side ------------------------------------------------------------------------
 

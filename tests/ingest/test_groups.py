@@ -91,6 +91,33 @@ def test_changed_and_moved_referrals_update_both_groups(db, ctx):
     assert len(_group_versions(db, old)) == len(before_old) + 1
 
 
+def test_a_referral_moved_to_another_patient_updates_the_groups(db, ctx):
+    """A wrong-patient correction of a referral: the referrer's Group drops the first patient (unless another
+    referral names them) and gains the new one; moved to another referrer too, both Groups follow."""
+    batch = synthetic.batch(seed=5, n_patients=12, sessions_per_patient=0)
+    _load(db, ctx, batch)
+    moved = copy.deepcopy(batch["referrals"][0])
+    first_patient = moved["patient_id"]
+    other = next(
+        r
+        for r in batch["referrals"]
+        if r["patient_id"] != first_patient and r["practitioner_id"] != moved["practitioner_id"]
+    )
+    moved["patient_id"] = other["patient_id"]
+    _load(db, ctx, {"referrals": [moved]})
+    batch["referrals"][0] = moved
+    assert _members(db, moved["practitioner_id"]) == _expected(batch, moved["practitioner_id"])
+    assert resource_id("patient", first_patient) not in _members(db, moved["practitioner_id"])
+    # Back to the first patient, and to the other referral's referrer, in one change.
+    old_referrer, moved["patient_id"] = moved["practitioner_id"], first_patient
+    moved["practitioner_id"] = other["practitioner_id"]
+    _load(db, ctx, {"referrals": [moved]})
+    batch["referrals"][0] = moved
+    for practitioner in (old_referrer, other["practitioner_id"]):
+        assert _members(db, practitioner) == _expected(batch, practitioner)
+    assert resource_id("patient", first_patient) in _members(db, other["practitioner_id"])
+
+
 def test_backfill_writes_groups_for_referrals_stored_before(db, ctx, app):
     batch = synthetic.batch(seed=8, n_patients=6, sessions_per_patient=0)
     _load(db, ctx, batch)

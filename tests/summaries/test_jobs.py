@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import orjson
 import pytest
 
 from integration.jobs import jobs_for
+from integration.summaries import jobs as jobs_module
 from integration.summaries import prepare as prepare_module
-from integration.summaries.jobs import scan_changes, summary_job_specs, weekly_digest
+from integration.summaries.jobs import purge_skipped, scan_changes, summary_job_specs, weekly_digest
 from integration.summaries.ledger import SummaryLedger
+from mappings.ids import resource_id
 from tests.summaries.conftest import patient_fhir_id, post_batch
 from tests.summaries.delivery_helpers import referrer, series_batch
 
@@ -95,13 +99,14 @@ def test_weekly_digest_sends_only_what_is_new(app, db, body):
 
 def test_job_specs(app):
     digest = referrer(name="digest", triggers=["weekly-digest"], digest_schedule="0 7 * * mon")
-    assert summary_job_specs({}) == []
+    assert [(s.id, s.trigger_args) for s in summary_job_specs({})] == [("summary-ledger-purge", {"hours": 1})]
     specs = summary_job_specs({"digest": digest, "dr-ref": referrer()})
     assert [(s.id, s.trigger) for s in specs] == [
         ("summary-triggers", "interval"),
+        ("summary-ledger-purge", "interval"),
         ("summary-digest-digest", "cron"),
     ]
-    assert specs[1].trigger_args == {
+    assert specs[2].trigger_args == {
         "minute": "0",
         "hour": "7",
         "day": "*",
@@ -109,4 +114,92 @@ def test_job_specs(app):
         "day_of_week": "mon",
     }
     app.extensions["horizon.referrers"] = {"digest": digest}
-    assert {"summary-triggers", "summary-digest-digest"} <= {s.id for s in jobs_for(app)}
+    assert {"summary-triggers", "summary-ledger-purge", "summary-digest-digest"} <= {
+        s.id for s in jobs_for(app)
+    }
+
+
+def _put(client, headers, kind: str, record: dict) -> None:
+    response = client.put(
+        f"/api/v1/{kind}/{record['id']}",
+        data=orjson.dumps(record),
+        headers=headers,
+        content_type="application/json",
+    )
+    assert response.status_code in (200, 201), response.json
+
+
+def _document_refs(entry) -> set[str]:
+    """Every `Type/id` the prepared document Bundle carries."""
+    bundle = orjson.loads(orjson.loads(entry.payload)["requests"][0]["body"])
+    return {f"{e['resource']['resourceType']}/{e['resource']['id']}" for e in bundle["entry"]}
+
+
+def test_a_session_moved_to_another_patient_supersedes_the_first_referrers_document(
+    app, db, client, clinic_headers, body
+):
+    """Wrong-patient correction: the change feed files the moved session under its new patient only; the
+    first patient's referrer must still get a version that replaces the one holding the session."""
+    other = {**body["patients"][0], "id": "MRN200001", "given": ["Ruth"], "family": "Okafor"}
+    other.pop("identifiers", None)
+    other["referring_practitioner_id"] = "prac-0006"
+    post_batch(
+        client,
+        clinic_headers,
+        {
+            "patients": [other],
+            "referrals": [
+                {
+                    **body["referrals"][0],
+                    "id": "ref-MRN200001",
+                    "patient_id": "MRN200001",
+                    "practitioner_id": "prac-0006",
+                }
+            ],
+        },
+    )
+    app.extensions["horizon.referrers"] = {
+        "dr-ref": referrer(),
+        "dr-other": referrer(name="dr-other", practitioner="prac-0006"),
+    }
+    scan_changes(app)
+    (first,) = _entries(db, "dr-ref")
+    moved = body["sessions"][2]
+    encounter = f"Encounter/{resource_id('session', moved['id'])}"
+    assert encounter in _document_refs(first)
+
+    _put(client, clinic_headers, "sessions", {**moved, "patient_id": "MRN200001"})
+    report = scan_changes(app)
+    assert report["prepared"] >= 1
+    v1, v2 = _entries(db, "dr-ref")
+    assert (v2.state, v2.reasons, v2.set_id, v2.version, v2.replaces_pk) == (
+        "prepared",
+        ("correction",),
+        v1.set_id,
+        2,
+        v1.pk,
+    )
+    assert encounter not in _document_refs(v2)
+    bundle = orjson.loads(orjson.loads(v2.payload)["requests"][0]["body"])
+    assert bundle["entry"][0]["resource"]["relatesTo"][0]["code"] == "replaces"
+    # The session's new patient is summarized for their own referrer.
+    assert any(encounter in _document_refs(e) for e in _entries(db, "dr-other") if e.payload)
+
+
+def test_the_purge_job_keeps_recent_skips_and_every_document(app, db, body, monkeypatch):
+    """Each digest with nothing new leaves a skipped row; past the retention the purge job deletes them (in
+    bounded batches) and keeps the prepared document."""
+    digest = referrer(name="digest", triggers=["weekly-digest"], digest_schedule="0 7 * * mon")
+    app.extensions["horizon.referrers"] = {"digest": digest}
+    start = datetime.now(UTC)
+    for week in range(4):
+        weekly_digest(app, "digest", now=start + timedelta(weeks=week))
+    prepared, *skipped = _entries(db, "digest")
+    assert prepared.state == "prepared" and [e.state for e in skipped] == ["skipped"] * 3
+    monkeypatch.setattr(jobs_module, "PURGE_BATCH", 1)
+    retention = timedelta(days=app.config["HORIZON_SETTINGS"].summary_skipped_retention_days)
+    # At the retention of the second skip: the first one (a week older) goes, the later ones stay.
+    assert purge_skipped(app, now=start + timedelta(weeks=2) + retention) == {"removed": 1}
+    assert [e.pk for e in _entries(db, "digest")] == [prepared.pk, skipped[1].pk, skipped[2].pk]
+    assert purge_skipped(app, now=start + timedelta(weeks=4) + retention) == {"removed": 2}
+    assert [e.pk for e in _entries(db, "digest")] == [prepared.pk]
