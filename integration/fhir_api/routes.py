@@ -2,7 +2,9 @@
 
 Every PHI read needs a SMART access token whose scopes cover the interaction, and is audited.
 Bodies are the stored bytes. Clients restricted to a Group see only its members' data
-(`compartment.py`); anything else is answered as "absent", the same as a missing id.
+(`compartment.py`); anything else is answered as "absent", the same as a missing id. A record
+can move to another patient, so history and vread judge each version by its own patient; a
+restricted client sees only the current version of its own Group (older ones name former members).
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ from integration.auth.smart import SmartAuthError, require_scope, token_url
 from integration.auth.smart_clients import Grant
 from integration.fhir_api.capability import SERVED_TYPES, capability_statement
 from integration.fhir_api.compartment import patient_scope
+from integration.fhir_api.history_api import MAX_AUDITED_PATIENTS, history_entry
 from integration.fhir_api.history_api import history as history_of
-from integration.fhir_api.history_api import history_entry
 from integration.fhir_api.outcomes import operation_outcome, render
 from integration.fhir_api.search_api import fhir_base, prefers_strict, search
 from integration.fhir_api.search_query import SearchError
@@ -139,25 +141,31 @@ def vread(resource_type: str, resource_id: str, version_id: str) -> Response:
 
 @bp.get("/<resource_type>/<resource_id>/_history")
 def history(resource_type: str, resource_id: str) -> Response:
+    """Every version the client may see, each judged by its own patient (a record can move)."""
     grant = _granted(resource_type, "history-instance")
     entry = audit("fhir.history", entity=f"{resource_type}/{resource_id}")
     with current_app.extensions["horizon.db"].reader() as conn:
         versions = ResourceRepository(conn).history(resource_type, resource_id)
-        visible = bool(versions) and patient_scope(conn, grant).allows(
-            resource_type, resource_id, versions[-1].patient_id
-        )
-    if not visible:
+        scope = patient_scope(conn, grant)
+    shown = [v for v in versions if scope.allows(resource_type, resource_id, v.patient_id)]
+    if resource_type == "Group" and not scope.unrestricted:
+        # Older versions of its own Group would name former members: a restricted client sees the current one.
+        shown = shown[-1:]
+    if not shown:
         raise FhirError(404, "not-found", f"{resource_type}/{resource_id} is not known")
-    entry.patient_id = versions[-1].patient_id
+    patients = sorted({v.patient_id for v in shown} - {None})
+    entry.detail = {"versions": len(shown), "patients": patients[:MAX_AUDITED_PATIENTS]}
+    if len(patients) == 1:
+        entry.patient_id = patients[0]
     bundle = {
         "resourceType": "Bundle",
         "type": "history",
-        "total": len(versions),
+        "total": len(shown),
         "entry": [
             history_entry(
                 fhir_base(), v.resource_type, v.id, v.version_id, v.deleted, v.content, v.last_updated
             )
-            for v in reversed(versions)
+            for v in reversed(shown)
         ],
     }
     return render(bundle, g.fhir_format)
@@ -185,10 +193,13 @@ def _one(resource_type: str, resource_id: str, version_id: int | None) -> Respon
         "fhir.read" if version_id is None else "fhir.vread", entity=f"{resource_type}/{resource_id}"
     )
     with current_app.extensions["horizon.db"].reader() as conn:
-        stored = ResourceRepository(conn).read(resource_type, resource_id, version_id)
-        visible = stored is not None and patient_scope(conn, grant).allows(
-            resource_type, resource_id, stored.patient_id
-        )
+        repo = ResourceRepository(conn)
+        stored = repo.read(resource_type, resource_id, version_id)
+        scope = patient_scope(conn, grant)
+        visible = stored is not None and scope.allows(resource_type, resource_id, stored.patient_id)
+        if visible and version_id is not None and resource_type == "Group" and not scope.unrestricted:
+            current = repo.read(resource_type, resource_id)  # former members stay hidden (see history)
+            visible = current is not None and current.version_id == version_id
     if stored is None or not visible:
         raise FhirError(404, "not-found", f"{resource_type}/{resource_id} is not known")
     entry.patient_id = stored.patient_id
