@@ -65,6 +65,7 @@ def export_group(group_id: str) -> Response:
 
 @bp.get("/bulk/<job_id>")
 def status(job_id: str) -> Response:
+    current_grant()  # first: the audit row names the client, refused ones included
     entry = audit("fhir.export.status", entity=f"export/{job_id[:64]}")
     job = _own_job(job_id)
     entry.detail = {"status": job.status}
@@ -82,6 +83,7 @@ def status(job_id: str) -> Response:
 
 @bp.delete("/bulk/<job_id>")
 def cancel(job_id: str) -> Response:
+    current_grant()  # first: the audit row names the client, refused ones included
     audit("fhir.export.cancel", entity=f"export/{job_id[:64]}")
     job = _own_job(job_id)
     with _db().writer() as conn:
@@ -97,6 +99,7 @@ def cancel(job_id: str) -> Response:
 
 @bp.get("/bulk/<job_id>/<name>")
 def download(job_id: str, name: str) -> Response:
+    current_grant()  # first: the audit row names the client, refused ones included
     entry = audit("fhir.export.download", entity=f"export/{job_id[:64]}")
     job = _own_job(job_id)
     if job.status != "complete":
