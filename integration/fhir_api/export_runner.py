@@ -24,7 +24,7 @@ from flask import Flask
 from sqlalchemy import Connection
 
 from integration.fhir_api.compartment import UNRESTRICTED, PatientScope, group_members, member_ids
-from integration.fhir_api.export_files import NdjsonSink
+from integration.fhir_api.export_files import DIRECTORY_MODE, NdjsonSink
 from integration.settings import Settings
 from integration.store.db import Database
 from integration.store.exports import ExportJob, ExportJobRepository
@@ -125,7 +125,7 @@ def run_job(app: Flask, job_id: str, worker: str, stop: threading.Event | None =
             return "failed"
     directory = job_directory(settings, job_id)
     shutil.rmtree(directory, ignore_errors=True)  # a previous attempt's partial files
-    directory.mkdir(parents=True)
+    _private_directory(directory)
     sink = NdjsonSink(directory, settings.export_file_max_resources)
     try:
         _write(db, job, sink, worker, stop or threading.Event())
@@ -226,6 +226,13 @@ def _beat(db: Database, job_id: str, worker: str, progress: str, stop: threading
     with db.writer() as conn:
         if not ExportJobRepository(conn).renew(job_id, worker, datetime.now(UTC), LEASE, progress):
             raise Cancelled(job_id)
+
+
+def _private_directory(directory: Path) -> None:
+    """Create `directory` and export_dir above it owner-only (0700): export files hold PHI."""
+    directory.parent.mkdir(mode=DIRECTORY_MODE, parents=True, exist_ok=True)
+    directory.mkdir(mode=DIRECTORY_MODE)
+    os.chmod(directory, DIRECTORY_MODE)  # mkdir's mode is filtered by the umask; be exact
 
 
 def _settings(app: Flask) -> Settings:

@@ -1,6 +1,8 @@
 """Export workers: crash resume, giving up after repeated crashes, cancellation mid-run, expiry cleanup."""
 
 import dataclasses
+import os
+import stat
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -130,3 +132,18 @@ def test_a_stopping_process_hands_its_job_back_to_the_queue(app, db, settings, q
     assert (job.status, job.worker, job.attempts) == ("queued", None, 0)
     assert not (Path(settings.export_dir) / job_id).exists()
     assert run_job(app, job_id, "w2") == "complete"
+
+
+def test_export_files_and_directories_are_owner_only_whatever_the_umask(app, db, settings, queued):
+    job_id, _, _ = queued
+    previous = os.umask(0)  # the modes must not depend on the process umask
+    try:
+        assert run_job(app, job_id, "w1") == "complete"
+    finally:
+        os.umask(previous)
+    root = Path(settings.export_dir)
+    directories = [root, *(p for p in root.rglob("*") if p.is_dir())]
+    files = [p for p in root.rglob("*") if p.is_file()]
+    assert len(directories) >= 2 and files
+    assert {oct(stat.S_IMODE(p.stat().st_mode)) for p in directories} == {"0o700"}
+    assert {oct(stat.S_IMODE(p.stat().st_mode)) for p in files} == {"0o600"}
