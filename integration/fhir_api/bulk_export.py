@@ -26,7 +26,7 @@ from integration.auth.smart import current_grant, require_scope
 from integration.fhir_api.capability import SERVED_TYPES
 from integration.fhir_api.compartment import patient_scope
 from integration.fhir_api.export_params import ExportParamError, parameters_pairs, parse_export_params
-from integration.fhir_api.export_runner import job_directory, runner
+from integration.fhir_api.export_runner import attempt_directory, job_directory, runner
 from integration.fhir_api.outcomes import answer_errors_as_outcomes
 from integration.http_errors import ApiError
 from integration.settings import Settings
@@ -111,7 +111,7 @@ def download(job_id: str, name: str) -> Response:
     if found is None:
         raise BulkError(404, "not-found", "no such export file")
     entry.detail = {"file": found.name, "count": found.count}
-    path = job_directory(_settings(), job.id) / found.name
+    path = attempt_directory(_settings(), job.id, job.worker) / found.name
     if not path.is_file():
         raise BulkError(404, "not-found", "the export file is no longer available")
     response = send_file(path.resolve(), mimetype=_NDJSON, conditional=False, etag=False, max_age=0)
