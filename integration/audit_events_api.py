@@ -62,8 +62,10 @@ def list_events() -> Response:
 
 
 def _url(args: dict[str, object]) -> str:
+    """A link on the configured public base URL, never the request's Host header (it is the client's)."""
+    base = current_app.config["HORIZON_SETTINGS"].public_base_url.rstrip("/") + bp.url_prefix
     query = urlencode(sorted((k, str(v)) for k, v in args.items()))
-    return f"{request.base_url}?{query}" if query else request.base_url
+    return f"{base}?{query}" if query else base
 
 
 def _int(name: str, default: int | None, low: int, high: int | None) -> int | None:
