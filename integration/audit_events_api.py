@@ -16,6 +16,7 @@ from integration.audit import audit
 from integration.auth.api_tokens import require_role
 from integration.http_errors import ApiError
 from integration.store.audit import AuditRepository
+from integration.strict_params import utc_in_range, whole_number
 from mappings.audit_event import to_audit_event
 
 bp = Blueprint("audit_events", __name__, url_prefix="/admin/api/audit-events")
@@ -61,18 +62,21 @@ def list_events() -> Response:
 
 
 def _url(args: dict[str, object]) -> str:
+    """A link on the configured public base URL, never the request's Host header (it is the client's)."""
+    base = current_app.config["HORIZON_SETTINGS"].public_base_url.rstrip("/") + bp.url_prefix
     query = urlencode(sorted((k, str(v)) for k, v in args.items()))
-    return f"{request.base_url}?{query}" if query else request.base_url
+    return f"{base}?{query}" if query else base
 
 
 def _int(name: str, default: int | None, low: int, high: int | None) -> int | None:
     raw = request.args.get(name)
     if raw is None:
         return default
-    if not raw.isdigit() or int(raw) < low or (high is not None and int(raw) > high):
+    value = whole_number(raw)
+    if value is None or value < low or (high is not None and value > high):
         bounds = f"{low}..{high}" if high is not None else f">= {low}"
         raise ApiError(400, "invalid-parameter", f"{name} must be an integer in {bounds}")
-    return int(raw)
+    return value
 
 
 def _since() -> datetime | None:
@@ -83,6 +87,6 @@ def _since() -> datetime | None:
         moment = datetime.fromisoformat(raw)
     except ValueError:
         moment = None
-    if moment is None or moment.tzinfo is None:
+    if moment is None or moment.tzinfo is None or utc_in_range(moment) is None:
         raise ApiError(400, "invalid-parameter", "_since must be an ISO 8601 instant with a UTC offset")
     return moment

@@ -108,7 +108,8 @@ class Settings:
         "HORIZON_EXPORT_DIR",
         "var/exports",
         "Directory (relative to the working directory) where Bulk Data $export files are written, one "
-        "subdirectory per export job. Holds PHI: keep it on encrypted storage, never on a shared drive.",
+        "subdirectory (0700) per export job and one per attempt inside it, files 0600. Holds PHI: keep "
+        "it on encrypted storage, never on a shared drive.",
     )
     export_retention_seconds: int = setting(
         "HORIZON_EXPORT_RETENTION_SECONDS",

@@ -79,3 +79,14 @@ def test_bad_parameters_are_400_naming_the_parameter(client, admin_headers, quer
     response = client.get(f"/admin/api/audit-events?{query}", headers=admin_headers)
     assert response.status_code == 400
     assert query.split("=")[0] in response.json["error"]["message"]
+
+
+def test_links_use_the_public_base_url_not_the_host_header(client, admin_headers, patient_ids):
+    base = client.application.config["HORIZON_SETTINGS"].public_base_url.rstrip("/")
+    response = client.get(
+        "/admin/api/audit-events?_count=1", headers={**admin_headers, "Host": "attacker.example"}
+    )
+    urls = [link["url"] for link in response.json["link"]]
+    assert {link["relation"] for link in response.json["link"]} == {"self", "next"}
+    assert all(u.startswith(f"{base}/admin/api/audit-events?") for u in urls), urls
+    assert not any("attacker" in u for u in urls)

@@ -11,6 +11,7 @@ Patient exports contain only its Group's patients (the compartment rule of every
 
 from __future__ import annotations
 
+import re
 import secrets
 import shutil
 import time
@@ -25,27 +26,27 @@ from integration.auth.smart import current_grant, require_scope
 from integration.fhir_api.capability import SERVED_TYPES
 from integration.fhir_api.compartment import patient_scope
 from integration.fhir_api.export_params import ExportParamError, parameters_pairs, parse_export_params
-from integration.fhir_api.export_runner import job_directory, runner
-from integration.fhir_api.outcomes import operation_outcome
+from integration.fhir_api.export_runner import attempt_directory, job_directory, runner
+from integration.fhir_api.outcomes import answer_errors_as_outcomes
 from integration.http_errors import ApiError
 from integration.settings import Settings
 from integration.store.exports import ExportJob, ExportJobRepository
 from integration.store.resources import ResourceRepository
+from integration.strict_params import is_fhir_id
 
 bp = Blueprint("fhir_bulk", __name__, url_prefix="/fhir")
 RETRY_AFTER_SECONDS = 2
 _STATUS_PATH = "/fhir/bulk"
 _NDJSON = "application/fhir+ndjson"
 _KICKOFF_ACCEPT = ["application/fhir+json", "application/json"]
+_JOB_ID = re.compile(r"[A-Za-z0-9_\-]{1,64}")  # secrets.token_urlsafe
 
 
 class BulkError(ApiError):
     """A Bulk Data request that cannot be served as asked."""
 
 
-@bp.errorhandler(ApiError)
-def _outcome(exc: ApiError) -> Response:
-    return operation_outcome(exc.status, exc.message, exc.headers)
+answer_errors_as_outcomes(bp)
 
 
 @bp.route("/$export", methods=["GET", "POST"])
@@ -65,6 +66,7 @@ def export_group(group_id: str) -> Response:
 
 @bp.get("/bulk/<job_id>")
 def status(job_id: str) -> Response:
+    current_grant()  # first: the audit row names the client, refused ones included
     entry = audit("fhir.export.status", entity=f"export/{job_id[:64]}")
     job = _own_job(job_id)
     entry.detail = {"status": job.status}
@@ -82,6 +84,7 @@ def status(job_id: str) -> Response:
 
 @bp.delete("/bulk/<job_id>")
 def cancel(job_id: str) -> Response:
+    current_grant()  # first: the audit row names the client, refused ones included
     audit("fhir.export.cancel", entity=f"export/{job_id[:64]}")
     job = _own_job(job_id)
     with _db().writer() as conn:
@@ -97,6 +100,7 @@ def cancel(job_id: str) -> Response:
 
 @bp.get("/bulk/<job_id>/<name>")
 def download(job_id: str, name: str) -> Response:
+    current_grant()  # first: the audit row names the client, refused ones included
     entry = audit("fhir.export.download", entity=f"export/{job_id[:64]}")
     job = _own_job(job_id)
     if job.status != "complete":
@@ -107,7 +111,7 @@ def download(job_id: str, name: str) -> Response:
     if found is None:
         raise BulkError(404, "not-found", "no such export file")
     entry.detail = {"file": found.name, "count": found.count}
-    path = job_directory(_settings(), job.id) / found.name
+    path = attempt_directory(_settings(), job.id, job.worker) / found.name
     if not path.is_file():
         raise BulkError(404, "not-found", "the export file is no longer available")
     response = send_file(path.resolve(), mimetype=_NDJSON, conditional=False, etag=False, max_age=0)
@@ -140,6 +144,8 @@ def _kickoff(kind: str, group_id: str | None) -> Response:
         if not types:
             require_scope("Patient", "read")  # refuses with 403, audited
     if group_id is not None:
+        if not is_fhir_id(group_id):
+            raise BulkError(404, "not-found", f"Group/{group_id[:64]!r} is not a FHIR id")
         with _db().reader() as conn:
             stored = ResourceRepository(conn).read("Group", group_id)
             visible = patient_scope(conn, grant).allows("Group", group_id, None)
@@ -215,8 +221,10 @@ def _manifest(job: ExportJob) -> Response:
 def _own_job(job_id: str) -> ExportJob:
     """The caller's job; another client's, a cancelled or an unknown one is absent alike."""
     grant = current_grant()
+    if _JOB_ID.fullmatch(job_id) is None:  # not one we issued: absent, before any SQL
+        raise BulkError(404, "not-found", "no such export")
     with _db().reader() as conn:
-        job = ExportJobRepository(conn).get(job_id[:64])
+        job = ExportJobRepository(conn).get(job_id)
     if job is None or job.client_id != grant.client_id or job.status == "cancelled":
         raise BulkError(404, "not-found", "no such export")
     if job.status == "complete" and job.expires_at is not None and job.expires_at <= datetime.now(UTC):

@@ -9,6 +9,7 @@ A patient outside the client's Group is absent (404), the same as an unknown id.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from urllib.parse import urlencode
 
@@ -23,17 +24,19 @@ from integration.fhir_api import routes
 from integration.fhir_api.capability import SERVED_TYPES
 from integration.fhir_api.compartment import patient_scope
 from integration.fhir_api.export_params import ExportParamError, parse_instant
-from integration.fhir_api.outcomes import render
+from integration.fhir_api.outcomes import answer_errors_as_outcomes, render
 from integration.http_errors import ApiError
 from integration.store.resources import ResourceRepository
 from integration.store.schema import fhir_resource
+from integration.strict_params import is_fhir_id, whole_number
 
 bp = Blueprint("fhir_everything", __name__, url_prefix="/fhir")
 # The same content negotiation and OperationOutcome errors as the rest of the FHIR API.
 bp.before_request(routes._negotiate)
-bp.errorhandler(ApiError)(routes._outcome)
+answer_errors_as_outcomes(bp)
 
 DEFAULT_COUNT = 100
+_TYPE = re.compile(r"[A-Z][A-Za-z]{1,63}")
 MAX_COUNT = 1000
 
 
@@ -45,6 +48,8 @@ class EverythingError(ApiError):
 def everything(patient_id: str) -> Response:
     grant = require_scope("Patient", "read")
     entry = audit("fhir.everything", entity=f"Patient/{patient_id[:64]}")
+    if not is_fhir_id(patient_id):
+        raise EverythingError(404, "not-found", f"Patient/{patient_id[:64]!r} is not a FHIR id")
     since, types, count, after = _params()
     for t in types or ():
         require_scope(t, "read")
@@ -88,16 +93,16 @@ def _params() -> tuple[datetime | None, list[str] | None, int, tuple[str, str] |
         unknown = [t for t in types if t not in SERVED_TYPES]
         if unknown or not types:
             raise EverythingError(400, "invalid", f"_type names no resource type served here: {unknown[:1]}")
-    raw_count = args.get("_count", str(DEFAULT_COUNT))
-    if not raw_count.isdigit() or not 1 <= int(raw_count) <= MAX_COUNT:
+    count = whole_number(args.get("_count", str(DEFAULT_COUNT)))
+    if count is None or not 1 <= count <= MAX_COUNT:
         raise EverythingError(400, "invalid", f"_count must be a whole number from 1 to {MAX_COUNT}")
     after = None
     if "_after" in args:
         resource_type, _, resource_id = args["_after"].partition("/")
-        if not resource_type or not resource_id:
+        if not _TYPE.fullmatch(resource_type) or not is_fhir_id(resource_id):
             raise EverythingError(400, "invalid", "_after must be the Type/id a next link gave")
         after = (resource_type, resource_id)
-    return since, types, int(raw_count), after
+    return since, types, count, after
 
 
 def _page(

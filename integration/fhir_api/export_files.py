@@ -2,10 +2,12 @@
 
 Lines are the stored bytes (compact JSON never holds a raw newline), so memory stays flat however
 large the export. Names come from here, never from a URL: downloads look them up in `export_file`.
+Files hold PHI, so they are created 0600 (owner only) whatever the process umask.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import BinaryIO
 
@@ -14,6 +16,8 @@ import orjson
 from integration.store.exports import ExportFile
 
 _BUFFER = 256 * 1024
+FILE_MODE = 0o600
+DIRECTORY_MODE = 0o700
 
 
 class NdjsonSink:
@@ -39,7 +43,9 @@ class NdjsonSink:
             part = self._parts.get(key, 0) + 1
             self._parts[key] = part
             name = _name(kind, resource_type, part)
-            handle = (self.directory / name).open("wb", buffering=_BUFFER)
+            handle = os.fdopen(
+                os.open(self.directory / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE), "wb", _BUFFER
+            )
             self._created.append(name)
             current = (handle, name, 0, 0)
         handle, name, count, size = current

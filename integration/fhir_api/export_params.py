@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from integration.strict_params import utc_in_range
+
 OUTPUT_FORMATS = ("application/fhir+ndjson", "application/ndjson", "ndjson")
 UNSUPPORTED = ("_elements", "patient", "includeAssociatedData", "_typeFilter")
 _SINGLE = ("_outputFormat", "_since")
@@ -85,4 +87,6 @@ def parse_instant(text: str) -> datetime:
         ) from None
     if "T" not in text or moment.tzinfo is None:
         raise ExportParamError(f"_since {text[:40]!r} needs a time and a zone (e.g. 2026-01-31T09:00:00Z)")
+    if utc_in_range(moment) is None:
+        raise ExportParamError(f"_since {text[:40]!r} falls outside the years 0001 to 9999 in UTC")
     return moment

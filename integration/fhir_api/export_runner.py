@@ -1,20 +1,31 @@
 """Bulk Data export jobs run in the background: a small thread pool per process, never in the request.
 
 A worker claims a job (a lease in the database), writes its NDJSON files from the stored bytes as the
-store was at the job's transactionTime, renewing the lease as it goes, then completes it in one
-transaction with its file list. A job whose worker died is re-claimed once its lease lapses (by the
-next status poll or the scheduler's export-maintenance job) and written again from the start; after
-MAX_ATTEMPTS it is marked failed. Nothing but a finished worker that still holds the claim can mark
-a job complete, and a cancelled job is never completed.
+store was at the job's transactionTime, renewing the lease as it goes (every _BEAT_EVERY rows and
+every _BEAT_SECONDS), then completes it in one transaction with its file list. A job whose worker
+died is re-claimed once its lease lapses (by the next status poll or the scheduler's
+export-maintenance job) and written again from the start; after MAX_ATTEMPTS it is marked failed.
+Nothing but a finished worker that still holds the claim can mark a job complete, and a cancelled
+job is never completed.
+
+Each attempt claims with its own token (`<worker>#<16 hex>`, kept in export_job.worker) and writes
+into its own directory `<export_dir>/<job id>/attempt-<16 hex>`, so a worker that stalled past its
+lease and wakes up while another attempt runs can neither write into nor delete the files that
+attempt writes: a worker only ever deletes its own attempt's directory. The complete job's files
+are in the directory of the attempt its worker column names; the whole job directory goes when the
+job row goes (cancel after completion, export-maintenance).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
+import secrets
 import shutil
 import socket
 import threading
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -24,7 +35,7 @@ from flask import Flask
 from sqlalchemy import Connection
 
 from integration.fhir_api.compartment import UNRESTRICTED, PatientScope, group_members, member_ids
-from integration.fhir_api.export_files import NdjsonSink
+from integration.fhir_api.export_files import DIRECTORY_MODE, NdjsonSink
 from integration.settings import Settings
 from integration.store.db import Database
 from integration.store.exports import ExportJob, ExportJobRepository
@@ -34,12 +45,18 @@ log = logging.getLogger(__name__)
 LEASE = timedelta(seconds=60)
 MAX_ATTEMPTS = 3
 _BEAT_EVERY = 5000  # rows read between lease renewals and cancellation checks
+_BEAT_SECONDS = LEASE.total_seconds() / 4  # ... and at least this often while rows keep coming
+_ATTEMPT = re.compile(r"#([0-9a-f]{16})$")
 _EXTENSION = "horizon.export_runner"
 _CREATE_LOCK = threading.Lock()
 
 
 class Cancelled(Exception):
-    """The job was cancelled (or taken over) while this worker wrote it."""
+    """The job was cancelled by its client (or deleted) while this worker wrote it."""
+
+
+class LeaseLost(Exception):
+    """This worker's lease lapsed and another attempt took the job over (or it was failed)."""
 
 
 class Interrupted(Exception):
@@ -96,7 +113,15 @@ def runner(app: Flask) -> ExportRunner:
 
 
 def job_directory(settings: Settings, job_id: str) -> Path:
+    """Everything of one job, every attempt's directory included; deleted only with the job row."""
     return Path(settings.export_dir) / job_id
+
+
+def attempt_directory(settings: Settings, job_id: str, worker: str | None) -> Path:
+    """Where the attempt that claimed as `worker` writes; for a complete job, where its files are."""
+    found = _ATTEMPT.search(worker or "")
+    base = job_directory(settings, job_id)
+    return base / f"attempt-{found.group(1)}" if found else base  # jobs written before attempts split
 
 
 def stop_exports(app: Flask) -> None:
@@ -107,61 +132,63 @@ def stop_exports(app: Flask) -> None:
 
 
 def run_job(app: Flask, job_id: str, worker: str, stop: threading.Event | None = None) -> str:
-    """Claim and write one job; returns what became of it (complete, failed, cancelled, interrupted,
-    not-claimed)."""
+    """Claim and write one job; returns what became of it (complete, failed, cancelled, lease-lost,
+    interrupted, not-claimed)."""
     db: Database = app.extensions["horizon.db"]
     settings = _settings(app)
     now = datetime.now(UTC)
+    attempt = f"{worker}#{secrets.token_hex(8)}"
     with db.writer() as conn:
         repo = ExportJobRepository(conn)
-        if not repo.claim(job_id, worker, now, LEASE):
+        if not repo.claim(job_id, attempt, now, LEASE):
             return "not-claimed"
         job = repo.get(job_id)
         assert job is not None
         if job.attempts > MAX_ATTEMPTS:
             repo.fail(
-                job_id, f"the export was interrupted {MAX_ATTEMPTS} times; start a new one", now, worker
+                job_id, f"the export was interrupted {MAX_ATTEMPTS} times; start a new one", now, attempt
             )
             return "failed"
-    directory = job_directory(settings, job_id)
-    shutil.rmtree(directory, ignore_errors=True)  # a previous attempt's partial files
-    directory.mkdir(parents=True)
+    directory = attempt_directory(settings, job_id, attempt)
+    _private_directory(directory)
     sink = NdjsonSink(directory, settings.export_file_max_resources)
     try:
-        _write(db, job, sink, worker, stop or threading.Event())
+        _write(db, job, sink, attempt, stop or threading.Event())
         files = sink.close()
     except Interrupted:
         sink.close()
         shutil.rmtree(directory, ignore_errors=True)
         with db.writer() as conn:
-            ExportJobRepository(conn).release(job_id, worker, datetime.now(UTC))
+            ExportJobRepository(conn).release(job_id, attempt, datetime.now(UTC))
         return "interrupted"
-    except Cancelled:
+    except (Cancelled, LeaseLost) as exc:
         sink.close()
         shutil.rmtree(directory, ignore_errors=True)
-        return "cancelled"
+        return _ended(job_id, exc)
     except Exception:
         sink.close()
         shutil.rmtree(directory, ignore_errors=True)
         log.exception("export failed", extra={"job": job_id})
         with db.writer() as conn:
             ExportJobRepository(conn).fail(
-                job_id, "the export failed on the server", datetime.now(UTC), worker
+                job_id, "the export failed on the server", datetime.now(UTC), attempt
             )
         return "failed"
     done = datetime.now(UTC)
     expires = done + timedelta(seconds=settings.export_retention_seconds)
     with db.writer() as conn:
-        completed = ExportJobRepository(conn).complete(job_id, worker, files, done, expires)
-    if not completed:
-        shutil.rmtree(directory, ignore_errors=True)
-        return "cancelled"
-    return "complete"
+        repo = ExportJobRepository(conn)
+        if repo.complete(job_id, attempt, files, done, expires):
+            return "complete"
+        lost = _why_not_renewed(repo, job_id)
+    shutil.rmtree(directory, ignore_errors=True)
+    return _ended(job_id, lost)
 
 
 def _write(db: Database, job: ExportJob, sink: NdjsonSink, worker: str, stop: threading.Event) -> None:
     types = job.type_list
     read = 0
+    last_beat = time.monotonic()
     with snapshot_reader(db.engine) as conn:
         scope, patients, compartment_only = _selection(conn, job)
         for done, resource_type in enumerate(types):
@@ -175,9 +202,10 @@ def _write(db: Database, job: ExportJob, sink: NdjsonSink, worker: str, stop: th
             )
             for row in rows:
                 read += 1
-                if read % _BEAT_EVERY == 0:
+                if read % _BEAT_EVERY == 0 or time.monotonic() - last_beat >= _BEAT_SECONDS:
                     progress = f"{resource_type}: {done}/{len(types)} types, {sink.lines} lines"
                     _beat(db, job.id, worker, progress, stop)
+                    last_beat = time.monotonic()
                 if compartment_only and row.patient_id is None:
                     continue
                 if not scope.allows(row.resource_type, row.id, row.patient_id):
@@ -190,6 +218,7 @@ def _write(db: Database, job: ExportJob, sink: NdjsonSink, worker: str, stop: th
                     sink.write_resource(resource_type, row.content)
             sink.finish(resource_type)
             _beat(db, job.id, worker, f"{done + 1}/{len(types)} types, {sink.lines} lines", stop)
+            last_beat = time.monotonic()
 
 
 def _selection(conn: Connection, job: ExportJob) -> tuple[PatientScope, frozenset[str] | None, bool]:
@@ -224,8 +253,32 @@ def _beat(db: Database, job_id: str, worker: str, progress: str, stop: threading
     if stop.is_set():
         raise Interrupted(job_id)
     with db.writer() as conn:
-        if not ExportJobRepository(conn).renew(job_id, worker, datetime.now(UTC), LEASE, progress):
-            raise Cancelled(job_id)
+        repo = ExportJobRepository(conn)
+        if not repo.renew(job_id, worker, datetime.now(UTC), LEASE, progress):
+            raise _why_not_renewed(repo, job_id)
+
+
+def _why_not_renewed(repo: ExportJobRepository, job_id: str) -> Cancelled | LeaseLost:
+    """A client's cancel (or the row gone) versus a lease lost to another attempt."""
+    job = repo.get(job_id)
+    return Cancelled(job_id) if job is None or job.status == "cancelled" else LeaseLost(job_id)
+
+
+def _ended(job_id: str, exc: Cancelled | LeaseLost) -> str:
+    if isinstance(exc, Cancelled):
+        return "cancelled"
+    log.warning("export lease lost to another attempt; this attempt's files removed", extra={"job": job_id})
+    return "lease-lost"
+
+
+def _private_directory(attempt: Path) -> None:
+    """Create an attempt's directory, its job's and export_dir owner-only (0700): the files hold PHI."""
+    job = attempt.parent
+    job.parent.mkdir(mode=DIRECTORY_MODE, parents=True, exist_ok=True)
+    job.mkdir(mode=DIRECTORY_MODE, exist_ok=True)
+    attempt.mkdir(mode=DIRECTORY_MODE)
+    for directory in (job, attempt):
+        os.chmod(directory, DIRECTORY_MODE)  # mkdir's mode is filtered by the umask; be exact
 
 
 def _settings(app: Flask) -> Settings:

@@ -24,6 +24,7 @@ from integration.fhir_api.search_sql import visible
 from integration.store.schema import change_feed
 from integration.store.schema import fhir_resource_version as versions
 from integration.store.search_extract import date_range
+from integration.strict_params import whole_number
 
 C = change_feed.c
 V = versions.c
@@ -102,13 +103,14 @@ def _parse(pairs: list[tuple[str, str]]) -> tuple[Any, int, int | None, list[tup
                 raise SearchError(f"_since: {value[:40]!r} is not a FHIR instant")
             since = found[0]
         elif name == "_count":
-            if not value.isdigit() or int(value) == 0:
+            wanted = whole_number(value)
+            if not wanted:
                 raise SearchError(f"_count must be a positive whole number, not {value[:20]!r}")
-            count = min(int(value), MAX_COUNT)
+            count = min(wanted, MAX_COUNT)
         elif name == "_cursor":
-            if not value.isdigit():
+            before = whole_number(value)
+            if before is None:
                 raise SearchError("_cursor is not a cursor this server issued")
-            before = int(value)
             continue
         else:
             continue  # _format and anything else: not part of history

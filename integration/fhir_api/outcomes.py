@@ -7,11 +7,18 @@ out costs, so only clients that ask for XML pay it).
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import orjson
 from fhir.resources.R4B import get_fhir_model_class
-from flask import Response
+from flask import Blueprint, Response, g
+from werkzeug.exceptions import HTTPException
+
+from integration.http_errors import ApiError
+from integration.logs import request_id_var
+
+log = logging.getLogger(__name__)
 
 FHIR_JSON = "application/fhir+json"
 FHIR_XML = "application/fhir+xml"
@@ -58,3 +65,27 @@ def operation_outcome(
         "issue": [{"severity": severity, "code": code, "diagnostics": diagnostics}],
     }
     return render(body, fmt, status, headers)
+
+
+def answer_errors_as_outcomes(bp: Blueprint) -> None:
+    """Every error a FHIR blueprint's handlers raise leaves as an OperationOutcome, never `{"error"}`.
+
+    An unexpected exception is a 500 naming only the request id (details go to the log).
+    """
+
+    def api_error(exc: ApiError) -> Response:
+        return operation_outcome(exc.status, exc.message, exc.headers, g.get("fhir_format", "json"))
+
+    def http_error(exc: HTTPException) -> Response:
+        status = exc.code or 500
+        headers = {k: v for k, v in exc.get_headers() if k != "Content-Type"} if status in (401, 405) else {}
+        return operation_outcome(status, exc.description or exc.name, headers, g.get("fhir_format", "json"))
+
+    def unexpected(exc: Exception) -> Response:
+        log.exception("unhandled error")
+        message = f"internal error; quote request id {request_id_var.get()}"
+        return operation_outcome(500, message, None, g.get("fhir_format", "json"))
+
+    bp.register_error_handler(ApiError, api_error)
+    bp.register_error_handler(HTTPException, http_error)
+    bp.register_error_handler(Exception, unexpected)

@@ -2,7 +2,9 @@
 
 Every PHI read needs a SMART access token whose scopes cover the interaction, and is audited.
 Bodies are the stored bytes. Clients restricted to a Group see only its members' data
-(`compartment.py`); anything else is answered as "absent", the same as a missing id.
+(`compartment.py`); anything else is answered as "absent", the same as a missing id. A record
+can move to another patient, so history and vread judge each version by its own patient; a
+restricted client sees only the current version of its own Group (older ones name former members).
 """
 
 from __future__ import annotations
@@ -19,13 +21,14 @@ from integration.auth.smart import SmartAuthError, require_scope, token_url
 from integration.auth.smart_clients import Grant
 from integration.fhir_api.capability import SERVED_TYPES, capability_statement
 from integration.fhir_api.compartment import patient_scope
+from integration.fhir_api.history_api import MAX_AUDITED_PATIENTS, history_entry
 from integration.fhir_api.history_api import history as history_of
-from integration.fhir_api.history_api import history_entry
-from integration.fhir_api.outcomes import operation_outcome, render
+from integration.fhir_api.outcomes import answer_errors_as_outcomes, operation_outcome, render
 from integration.fhir_api.search_api import fhir_base, prefers_strict, search
 from integration.fhir_api.search_query import SearchError
 from integration.http_errors import ApiError
 from integration.store.resources import ResourceRepository, StoredResource
+from integration.strict_params import is_fhir_id, whole_number
 
 bp = Blueprint("fhir", __name__, url_prefix="/fhir")
 _FORMATS = {
@@ -44,9 +47,7 @@ class FhirError(ApiError):
     """A FHIR request that cannot be answered as asked (unknown type, id, format)."""
 
 
-@bp.errorhandler(ApiError)
-def _outcome(exc: ApiError) -> Response:
-    return operation_outcome(exc.status, exc.message, exc.headers, g.get("fhir_format", "json"))
+answer_errors_as_outcomes(bp)
 
 
 @bp.errorhandler(SearchError)
@@ -132,32 +133,41 @@ def read(resource_type: str, resource_id: str) -> Response:
 
 @bp.get("/<resource_type>/<resource_id>/_history/<version_id>")
 def vread(resource_type: str, resource_id: str, version_id: str) -> Response:
-    if not version_id.isdigit():
+    version = whole_number(version_id, max_digits=9)  # version_id is a 32-bit column
+    if version is None:
+        _granted(resource_type, "vread")
         raise FhirError(404, "not-found", "no such version")
-    return _one(resource_type, resource_id, int(version_id))
+    return _one(resource_type, resource_id, version)
 
 
 @bp.get("/<resource_type>/<resource_id>/_history")
 def history(resource_type: str, resource_id: str) -> Response:
+    """Every version the client may see, each judged by its own patient (a record can move)."""
     grant = _granted(resource_type, "history-instance")
-    entry = audit("fhir.history", entity=f"{resource_type}/{resource_id}")
+    entry = audit("fhir.history", entity=f"{resource_type}/{resource_id[:64]}")
+    _known_id(resource_type, resource_id)
     with current_app.extensions["horizon.db"].reader() as conn:
         versions = ResourceRepository(conn).history(resource_type, resource_id)
-        visible = bool(versions) and patient_scope(conn, grant).allows(
-            resource_type, resource_id, versions[-1].patient_id
-        )
-    if not visible:
+        scope = patient_scope(conn, grant)
+    shown = [v for v in versions if scope.allows(resource_type, resource_id, v.patient_id)]
+    if resource_type == "Group" and not scope.unrestricted:
+        # Older versions of its own Group would name former members: a restricted client sees the current one.
+        shown = shown[-1:]
+    if not shown:
         raise FhirError(404, "not-found", f"{resource_type}/{resource_id} is not known")
-    entry.patient_id = versions[-1].patient_id
+    patients = sorted({v.patient_id for v in shown} - {None})
+    entry.detail = {"versions": len(shown), "patients": patients[:MAX_AUDITED_PATIENTS]}
+    if len(patients) == 1:
+        entry.patient_id = patients[0]
     bundle = {
         "resourceType": "Bundle",
         "type": "history",
-        "total": len(versions),
+        "total": len(shown),
         "entry": [
             history_entry(
                 fhir_base(), v.resource_type, v.id, v.version_id, v.deleted, v.content, v.last_updated
             )
-            for v in reversed(versions)
+            for v in reversed(shown)
         ],
     }
     return render(bundle, g.fhir_format)
@@ -182,13 +192,17 @@ def _granted(resource_type: str, interaction: str) -> Grant:
 def _one(resource_type: str, resource_id: str, version_id: int | None) -> Response:
     grant = _granted(resource_type, "read" if version_id is None else "vread")
     entry = audit(
-        "fhir.read" if version_id is None else "fhir.vread", entity=f"{resource_type}/{resource_id}"
+        "fhir.read" if version_id is None else "fhir.vread", entity=f"{resource_type}/{resource_id[:64]}"
     )
+    _known_id(resource_type, resource_id)
     with current_app.extensions["horizon.db"].reader() as conn:
-        stored = ResourceRepository(conn).read(resource_type, resource_id, version_id)
-        visible = stored is not None and patient_scope(conn, grant).allows(
-            resource_type, resource_id, stored.patient_id
-        )
+        repo = ResourceRepository(conn)
+        stored = repo.read(resource_type, resource_id, version_id)
+        scope = patient_scope(conn, grant)
+        visible = stored is not None and scope.allows(resource_type, resource_id, stored.patient_id)
+        if visible and version_id is not None and resource_type == "Group" and not scope.unrestricted:
+            current = repo.read(resource_type, resource_id)  # former members stay hidden (see history)
+            visible = current is not None and current.version_id == version_id
     if stored is None or not visible:
         raise FhirError(404, "not-found", f"{resource_type}/{resource_id} is not known")
     entry.patient_id = stored.patient_id
@@ -201,6 +215,12 @@ def _one(resource_type: str, resource_id: str, version_id: int | None) -> Respon
     if _not_modified(stored):
         return Response(status=304, headers=headers)
     return render(stored.content or "", g.fhir_format, headers=headers)
+
+
+def _known_id(resource_type: str, resource_id: str) -> None:
+    """An id no resource can have is absent before any SQL runs (a NUL would fail it on PostgreSQL)."""
+    if not is_fhir_id(resource_id):
+        raise FhirError(404, "not-found", f"{resource_type}/{resource_id[:64]!r} is not a FHIR id")
 
 
 def _not_modified(stored: StoredResource) -> bool:

@@ -17,6 +17,7 @@ import orjson
 
 from integration.store.search_extract import date_range, normalize, split_reference
 from integration.store.search_params import COMMON, SearchParam, params_for
+from integration.strict_params import has_control, whole_number
 
 DEFAULT_COUNT = 50
 MAX_COUNT = 1000
@@ -82,6 +83,8 @@ def parse(resource_type: str, pairs: list[tuple[str, str]], *, strict: bool) -> 
         base, _, modifier = name.partition(":")
         if name in IGNORED:
             continue
+        if has_control(name) or has_control(value):
+            raise SearchError(f"{name[:60]!r}: search parameters cannot hold control characters")
         handler = _RESULT_PARAMS.get(base)
         if handler is not None and not modifier:
             kept = handler(query, value, strict)
@@ -110,15 +113,15 @@ def _cursor(query: SearchQuery, value: str, strict: bool) -> None:
         raw = orjson.loads(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)))
     except (binascii.Error, ValueError, orjson.JSONDecodeError):
         raise SearchError("_cursor is not a cursor this server issued") from None
-    if not isinstance(raw, list) or not all(isinstance(v, str) for v in raw):
+    if not isinstance(raw, list) or not all(isinstance(v, str) and not has_control(v) for v in raw):
         raise SearchError("_cursor is not a cursor this server issued")
     query.cursor = tuple(raw)
 
 
 def _count(query: SearchQuery, value: str, strict: bool) -> None:
-    if not value.isdigit():
+    count = whole_number(value)
+    if count is None:
         raise SearchError(f"_count must be a whole number, not {value[:20]!r}")
-    count = int(value)
     query.count = min(count, MAX_COUNT)
     if count == 0:
         query.summary_count = True

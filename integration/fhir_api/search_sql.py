@@ -20,6 +20,7 @@ from integration.fhir_api.search_query import Criterion, SearchError, SearchQuer
 from integration.store.schema import UtcDateTime, fhir_resource, fhir_search_date
 from integration.store.search_extract import LOWEST
 from integration.store.search_index import TABLES
+from integration.strict_params import utc_in_range
 
 R = fhir_resource.c
 _DRIVE_ORDER = {"_id": 0, "reference": 1, "token": 2, "uri": 2, "string": 3, "date": 4, "_lastUpdated": 5}
@@ -151,7 +152,7 @@ def _cursor_values(cursor: tuple[object, ...], keys: list[tuple[Any, bool, bool]
                 moment = datetime.fromisoformat(str(raw))
             except ValueError:
                 raise SearchError("_cursor does not belong to this search") from None
-            if moment.tzinfo is None:
+            if moment.tzinfo is None or utc_in_range(moment) is None:
                 raise SearchError("_cursor does not belong to this search")
             values.append(moment)
         else:

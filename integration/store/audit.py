@@ -36,15 +36,15 @@ class AuditRepository:
         self._conn.execute(
             insert(audit_event).values(
                 recorded_at=entry.recorded_at,
-                request_id=entry.request_id,
-                actor=entry.actor,
-                role=entry.role,
-                action=entry.action,
+                request_id=_text(entry.request_id),
+                actor=_text(entry.actor),
+                role=_text(entry.role),
+                action=_text(entry.action),
                 outcome=entry.outcome,
-                patient_id=entry.patient_id,
-                entity=entry.entity,
-                remote_addr=entry.remote_addr,
-                detail=orjson.dumps(entry.detail).decode() if entry.detail else None,
+                patient_id=_text(entry.patient_id),
+                entity=_text(entry.entity),
+                remote_addr=_text(entry.remote_addr),
+                detail=orjson.dumps(entry.detail).decode() if entry.detail else None,  # NULs escaped
             )
         )
 
@@ -72,3 +72,8 @@ class AuditRepository:
         if since is not None:
             query = query.where(t.recorded_at >= since)
         return [dict(row._mapping) for row in self._conn.execute(query)]
+
+
+def _text(value: str | None) -> str | None:
+    """A NUL (which PostgreSQL text cannot hold) as U+FFFD: an access must be auditable whatever it sent."""
+    return value.replace("\x00", "\ufffd") if value else value

@@ -401,7 +401,8 @@ export_job = Table(
     Index(None, "status", "lease_until"),
 )
 
-# The files of a finished export job, in manifest order; the bytes live under export_dir/<job id>/.
+# The files of a finished export job, in manifest order; the bytes live under
+# export_dir/<job id>/attempt-<hex>/, the attempt named in export_job.worker.
 export_file = Table(
     "export_file",
     metadata,

@@ -23,7 +23,8 @@ MAX_STRING = 255  # strings are indexed by their first 255 normalized characters
 LOWEST = datetime(1, 1, 1, tzinfo=UTC)
 HIGHEST = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
 _DATE = re.compile(
-    r"^(\d{4})(?:-(\d{2})(?:-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})?)?)?)?$"
+    r"([0-9]{4})(?:-([0-9]{2})(?:-([0-9]{2})(?:T([0-9]{2}):([0-9]{2})(?::([0-9]{2})(\.[0-9]{1,9})?)?"
+    r"(Z|[+-][0-9]{2}:[0-9]{2})?)?)?)?"
 )
 _REFERENCE = re.compile(r"(?:^|/)([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})(?:/_history/[^/]+)?$")
 _NAME_PARTS = ("text", "family", "given", "prefix", "suffix")
@@ -59,9 +60,10 @@ def normalize(text: str) -> str:
 def date_range(text: str) -> tuple[datetime, datetime] | None:
     """The UTC range a FHIR date/dateTime/instant stands for at its precision; None if malformed.
 
-    Values without a time zone are taken as UTC.
+    Values without a time zone are taken as UTC. A range reaching past year 1 or 9999 in UTC
+    (9999-12-31T23:00:00-05:00) is clamped to LOWEST/HIGHEST: nothing stored lies beyond them.
     """
-    match = _DATE.match(text)
+    match = _DATE.fullmatch(text)
     if match is None:
         return None
     year, month, day, hour, minute, second, fraction, zone = match.groups()
@@ -81,21 +83,41 @@ def date_range(text: str) -> tuple[datetime, datetime] | None:
         return None
     if tz is None:
         return None
+    try:
+        high = _utc(_end(low, month, day, minute, second, fraction))
+    except (OverflowError, ValueError):  # the range ends after 9999-12-31 in its own zone
+        high = HIGHEST
+    return _utc(low), high
+
+
+def _end(
+    low: datetime,
+    month: str | None,
+    day: str | None,
+    minute: str | None,
+    second: str | None,
+    fraction: str | None,
+) -> datetime:
+    """The last microsecond of the range that starts at `low` at the precision given."""
     if fraction:
-        step = timedelta(microseconds=max(1, 10 ** (6 - min(len(fraction) - 1, 6))))
-        high = low + step - timedelta(microseconds=1)
-    elif second:
-        high = low + timedelta(seconds=1, microseconds=-1)
-    elif minute:
-        high = low + timedelta(minutes=1, microseconds=-1)
-    elif day:
-        high = low + timedelta(days=1, microseconds=-1)
-    elif month:
+        return low + timedelta(microseconds=max(1, 10 ** (6 - min(len(fraction) - 1, 6))) - 1)
+    if second:
+        return low + timedelta(seconds=1, microseconds=-1)
+    if minute:
+        return low + timedelta(minutes=1, microseconds=-1)
+    if day:
+        return low + timedelta(days=1, microseconds=-1)
+    if month:
         nxt = low.replace(year=low.year + 1, month=1) if low.month == 12 else low.replace(month=low.month + 1)
-        high = nxt - timedelta(microseconds=1)
-    else:
-        high = HIGHEST if low.year == 9999 else low.replace(year=low.year + 1) - timedelta(microseconds=1)
-    return low.astimezone(UTC), high.astimezone(UTC)
+        return nxt - timedelta(microseconds=1)
+    return HIGHEST if low.year == 9999 else low.replace(year=low.year + 1) - timedelta(microseconds=1)
+
+
+def _utc(moment: datetime) -> datetime:
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        return LOWEST if moment.year == 1 else HIGHEST
 
 
 def split_reference(reference: str) -> tuple[str, str] | None:

@@ -1,19 +1,21 @@
-"""Export workers: crash resume, giving up after repeated crashes, cancellation mid-run, expiry cleanup."""
+"""Export workers: crash resume, giving up, cancellation, a stalled worker, expiry cleanup, file modes."""
 
 import dataclasses
+import os
+import stat
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import delete, update
 
 from integration.fhir_api import export_runner
 from integration.fhir_api.export_files import NdjsonSink
 from integration.fhir_api.export_runner import MAX_ATTEMPTS, ExportRunner, run_job, runner
 from integration.jobs import export_maintenance
 from integration.store.exports import ExportJobRepository
-from integration.store.schema import export_job
+from integration.store.schema import export_file, export_job
 from tests.fhir_api.test_bulk_export import ASYNC, exported, status_path, stored, token, wait  # noqa: F401
 
 
@@ -92,7 +94,7 @@ def test_cancelling_mid_run_stops_the_worker_and_removes_its_files(app, db, sett
 
     monkeypatch.setattr(NdjsonSink, "write_resource", write_then_cancel)
     assert run_job(app, job_id, "w1") == "cancelled"
-    assert not (Path(settings.export_dir) / job_id).exists()
+    assert not [p for p in (Path(settings.export_dir) / job_id).rglob("*") if p.is_file()]
     with db.reader() as conn:
         assert ExportJobRepository(conn).get(job_id).status == "cancelled"
 
@@ -128,5 +130,89 @@ def test_a_stopping_process_hands_its_job_back_to_the_queue(app, db, settings, q
     with db.reader() as conn:
         job = ExportJobRepository(conn).get(job_id)
     assert (job.status, job.worker, job.attempts) == ("queued", None, 0)
-    assert not (Path(settings.export_dir) / job_id).exists()
+    assert not [p for p in (Path(settings.export_dir) / job_id).rglob("*") if p.is_file()]
     assert run_job(app, job_id, "w2") == "complete"
+
+
+def test_export_files_and_directories_are_owner_only_whatever_the_umask(app, db, settings, queued):
+    job_id, _, _ = queued
+    previous = os.umask(0)  # the modes must not depend on the process umask
+    try:
+        assert run_job(app, job_id, "w1") == "complete"
+    finally:
+        os.umask(previous)
+    root = Path(settings.export_dir)
+    directories = [root, *(p for p in root.rglob("*") if p.is_dir())]
+    files = [p for p in root.rglob("*") if p.is_file()]
+    assert len(directories) >= 2 and files
+    assert {oct(stat.S_IMODE(p.stat().st_mode)) for p in directories} == {"0o700"}
+    assert {oct(stat.S_IMODE(p.stat().st_mode)) for p in files} == {"0o600"}
+
+
+def test_a_stalled_worker_that_lost_its_lease_leaves_the_new_attempts_files_alone(
+    app, client, db, settings, queued, monkeypatch
+):
+    """Worker A stalls mid-write past its lease; B takes over and completes; A wakes up and must neither
+    write into nor delete B's files, and says it lost the lease (not that the client cancelled)."""
+    job_id, path, headers = queued
+    monkeypatch.setattr(export_runner, "_BEAT_EVERY", 1)
+    paused, resume = threading.Event(), threading.Event()
+    original = NdjsonSink.write_resource
+    stalled: list[NdjsonSink] = []
+
+    def stall_once(self, resource_type, content):
+        if not stalled:
+            stalled.append(self)
+            paused.set()
+            assert resume.wait(30)
+        original(self, resource_type, content)
+
+    monkeypatch.setattr(NdjsonSink, "write_resource", stall_once)
+    outcome: list[str] = []
+    first = threading.Thread(target=lambda: outcome.append(run_job(app, job_id, "worker-a")))
+    first.start()
+    try:
+        assert paused.wait(30)
+        with db.writer() as conn:  # A's lease lapses while it is stalled
+            conn.execute(
+                update(export_job)
+                .where(export_job.c.id == job_id)
+                .values(lease_until=datetime.now(UTC) - timedelta(seconds=1))
+            )
+        assert run_job(app, job_id, "worker-b") == "complete"
+    finally:
+        resume.set()
+        first.join(30)
+    assert outcome == ["lease-lost"]
+    assert not stalled[0].directory.exists()  # A removed its own attempt's directory, nothing else
+    with db.reader() as conn:
+        job = ExportJobRepository(conn).get(job_id)
+    assert job.status == "complete" and job.worker.startswith("worker-b#")
+    manifest = wait(client, path, headers).json
+    lines = exported(client, manifest, headers)
+    assert {t for t, _ in lines} == {"Patient", "Encounter"}
+    assert sum(e["count"] for e in manifest["output"]) == len(lines)
+
+
+def test_the_lease_is_renewed_by_elapsed_time_as_well_as_by_rows(app, db, queued, monkeypatch):
+    job_id, _, _ = queued
+    renewals: list[str] = []
+    original = ExportJobRepository.renew
+
+    def counted(self, *args, **kwargs):
+        renewals.append(args[0])
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(ExportJobRepository, "renew", counted)
+    monkeypatch.setattr(export_runner, "_BEAT_EVERY", 10**9)
+    monkeypatch.setattr(export_runner, "_BEAT_SECONDS", 3600)
+    assert run_job(app, job_id, "w1") == "complete"
+    per_type = len(renewals)
+    assert per_type == 2  # Patient, Encounter: one renewal after each type, none by rows or time
+    renewals.clear()
+    with db.writer() as conn:  # as if queued again: its first files forgotten
+        conn.execute(delete(export_file).where(export_file.c.job_id == job_id))
+        conn.execute(update(export_job).where(export_job.c.id == job_id).values(status="queued"))
+    monkeypatch.setattr(export_runner, "_BEAT_SECONDS", 0)
+    assert run_job(app, job_id, "w2") == "complete"
+    assert len(renewals) > per_type + 5  # every row, as time has always run out

@@ -1,6 +1,7 @@
 """The FHIR read surface over stored resources: SMART scopes, ETags, 304/404/410, history, audit."""
 
 import copy
+import hashlib
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
@@ -10,8 +11,11 @@ from sqlalchemy import select
 
 from integration.ingest import synthetic
 from integration.ingest.service import write_static_resources
+from integration.store.resources import ResourceRepository, ResourceWrite
 from integration.store.schema import audit_event, fhir_resource
+from mappings.ids import resource_id
 from tests.auth.test_smart_support import assertion, form, register
+from tests.fhir_api.search_support import store
 
 
 @pytest.fixture
@@ -182,3 +186,91 @@ def test_xml_is_produced_from_the_models_and_round_trips(client, db, stored):
     missing = client.get("/fhir/Observation/nope", headers={**headers, "Accept": "application/fhir+xml"})
     assert missing.status_code == 404 and b"<OperationOutcome" in missing.data
     assert client.get("/fhir/metadata?_format=xml").data.count(b"<CapabilityStatement") == 1
+
+
+def _moved_session(client, db, clinic_headers):
+    """A session stored for patient A, then moved to patient B: its Encounter has a version in each."""
+    batch = store(client, clinic_headers, seed=33, patients=2, sessions=1)
+    first, second = (p["id"] for p in batch["patients"])
+    session = copy.deepcopy(next(s for s in batch["sessions"] if s["patient_id"] == first))
+    session["patient_id"] = second
+    for kind in ("assessments", "adverse_events"):
+        for item in session.get(kind, []):
+            if "patient_id" in item:
+                item["patient_id"] = second
+    moved = client.put(f"/api/v1/sessions/{session['id']}", json=session, headers=clinic_headers)
+    assert moved.status_code == 200 and moved.json["version"] == 2, moved.json
+    encounter = resource_id("session", session["id"])
+    return encounter, resource_id("patient", first), resource_id("patient", second)
+
+
+def _group(db, group_id, versions):
+    """Store a Group version per member list, oldest first."""
+    for members in versions:
+        content = orjson.dumps(
+            {
+                "resourceType": "Group",
+                "id": group_id,
+                "type": "person",
+                "actual": True,
+                "member": [{"entity": {"reference": f"Patient/{p}"}} for p in members],
+            }
+        ).decode()
+        with db.writer() as conn:
+            repo = ResourceRepository(conn)
+            state = repo.states([("Group", group_id)]).get(("Group", group_id))
+            version = 1 if state is None else state.version_id + 1
+            digest = hashlib.sha256(content.encode()).hexdigest()
+            write = ResourceWrite("Group", group_id, version, digest, content, None)
+            repo.write([write], now=datetime.now(UTC))
+
+
+def test_history_of_a_moved_record_shows_each_group_client_only_its_patients_versions(
+    client, db, clinic_headers
+):
+    encounter, first, second = _moved_session(client, db, clinic_headers)
+    full, _ = _token(client, db)
+    everything = client.get(f"/fhir/Encounter/{encounter}/_history", headers=full).json
+    assert [e["resource"]["subject"]["reference"] for e in everything["entry"]] == [
+        f"Patient/{second}",
+        f"Patient/{first}",
+    ]
+    _group(db, "g-first", [[first]])
+    _group(db, "g-second", [[second]])
+    for group_id, patient, version in (("g-first", first, "1"), ("g-second", second, "2")):
+        headers, client_id = _token(client, db, group_id=group_id)
+        response = client.get(f"/fhir/Encounter/{encounter}/_history", headers=headers)
+        assert response.status_code == 200
+        entries = response.json["entry"]
+        assert response.json["total"] == 1 and len(entries) == 1
+        assert entries[0]["resource"]["subject"]["reference"] == f"Patient/{patient}"
+        assert entries[0]["response"]["etag"] == f'W/"{version}"'
+        other = "2" if version == "1" else "1"
+        vread = f"/fhir/Encounter/{encounter}/_history"
+        assert client.get(f"{vread}/{version}", headers=headers).status_code == 200
+        assert client.get(f"{vread}/{other}", headers=headers).status_code == 404
+        with db.reader() as conn:
+            row = conn.execute(
+                select(audit_event.c.patient_id, audit_event.c.detail)
+                .where(audit_event.c.action == "fhir.history", audit_event.c.actor == client_id)
+            ).one()
+        assert row.patient_id == patient and orjson.loads(row.detail)["patients"] == [patient]
+    _group(db, "g-none", [[]])
+    nobody, _ = _token(client, db, group_id="g-none")
+    assert client.get(f"/fhir/Encounter/{encounter}/_history", headers=nobody).status_code == 404
+
+
+def test_a_group_client_sees_only_the_current_version_of_its_group(client, db, clinic_headers):
+    _, first, second = _moved_session(client, db, clinic_headers)
+    _group(db, "g-ref", [[first, second], [second]])  # `first` left the Group in version 2
+    headers, _ = _token(client, db, group_id="g-ref")
+    response = client.get("/fhir/Group/g-ref/_history", headers=headers)
+    assert response.status_code == 200 and response.json["total"] == 1
+    assert [m["entity"]["reference"] for m in response.json["entry"][0]["resource"]["member"]] == [
+        f"Patient/{second}"
+    ]
+    assert client.get("/fhir/Group/g-ref/_history/1", headers=headers).status_code == 404
+    assert client.get("/fhir/Group/g-ref/_history/2", headers=headers).status_code == 200
+    full, _ = _token(client, db)
+    assert client.get("/fhir/Group/g-ref/_history", headers=full).json["total"] == 2
+    assert client.get("/fhir/Group/g-ref/_history/1", headers=full).status_code == 200

@@ -81,7 +81,24 @@ def test_dates_stand_for_their_precision(text, low, high):
 
 
 @pytest.mark.parametrize(
-    "text", ["", "2026-13", "2026-02-30", "26-01-01", "2026-02-01T25:00Z", "2026-02-01T10:00+15:00", "x"]
+    ("text", "low", "high"),
+    [
+        ("9999-12-31T23:00:00-05:00", "9999-12-31T23:59:59.999999+00:00", "9999-12-31T23:59:59.999999+00:00"),
+        ("0001-01-01T00:00:00+05:00", "0001-01-01T00:00:00+00:00", "0001-01-01T00:00:00+00:00"),
+        ("9999-12-31T23:59:59.9999999Z", "9999-12-31T23:59:59.999999+00:00", HIGHEST.isoformat()),
+        ("9999-12", "9999-12-01T00:00:00+00:00", "9999-12-31T23:59:59.999999+00:00"),
+        ("9999-12-31T20:00+05:00", "9999-12-31T15:00:00+00:00", "9999-12-31T15:00:59.999999+00:00"),
+    ],
+)
+def test_ranges_past_the_representable_years_are_clamped(text, low, high):
+    found = date_range(text)
+    assert found is not None and (found[0].isoformat(), found[1].isoformat()) == (low, high)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "2026-13", "2026-02-30", "26-01-01", "2026-02-01T25:00Z", "2026-02-01T10:00+15:00", "x",
+     "\u0662\u0660\u0662\u0666", "2026-01-01\n"],
 )
 def test_malformed_dates_are_refused(text):
     assert date_range(text) is None
