@@ -1,6 +1,6 @@
 """`python -m bench`: run every benchmark and print its figures."""
 
-from bench import intake, mappings, search, summaries, validation
+from bench import fhir_http, intake, mappings, search, summaries, validation
 
 
 def main() -> None:
@@ -13,6 +13,8 @@ def main() -> None:
     summaries.main()
     print()
     search.main()
+    print()
+    fhir_http.main()
 
 
 if __name__ == "__main__":
