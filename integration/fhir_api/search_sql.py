@@ -11,11 +11,12 @@ The compartment rule (`compartment.py`) is part of the WHERE clause of every que
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import ColumnElement, Select, and_, exists, false, func, literal, not_, or_, select, true
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.visitors import InternalTraversal
 
 from integration.fhir_api.compartment import PatientScope
 from integration.fhir_api.search_query import Criterion, SearchError, SearchQuery
@@ -92,6 +93,7 @@ class _Selective(ColumnElement[bool]):
 
     inherit_cache = True
     _is_implicitly_boolean = True  # a condition, not a value to compare with 1
+    _traverse_internals: ClassVar = [("condition", InternalTraversal.dp_clauseelement)]  # cache key
 
     def __init__(self, condition: ColumnElement[bool]) -> None:
         self.condition = condition
