@@ -6,7 +6,8 @@ one transaction per 100 patients, so the search index is filled as intake fills 
 mapping and validating ~85 resources per session, would take minutes for 100k). Reads are
 `Observation/<id>` over many patients; searches are `Observation?patient=X&category=vital-signs
 &_count=40` (40 matches a page). Each is run by one keep-alive client (requests.Session), then by
-several threads with a session each, bounded in count and time. Targets (issue 4, 2-core machine,
+several threads with a session each, bounded in count and time. The floor beside them is
+GET /healthz from the same client: what HTTP alone costs on this machine. Targets (issue 4, 2-core machine,
 one keep-alive client, token and audit on): reads >= 1,500/s, searches of 40 matches >= 800/s.
 
 `BENCH_FHIR_SIZES` (e.g. "2000") runs other store sizes; `BENCH_FHIR_SECONDS` bounds each figure;
@@ -42,7 +43,7 @@ DATABASES = os.environ.get("BENCH_FHIR_DATABASES", "sqlite,postgresql").split(",
 MAX_REQUESTS = 20_000
 THREADS = 4
 WORKER_THREADS = int(os.environ.get("BENCH_GUNICORN_THREADS", "4"))
-TARGETS = {"read": 1500, "search": 800}
+TARGETS = {"read": 1500, "search": 800, "floor": 0}
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
 VITALS = (("8867-4", "Heart rate", "/min"), ("8480-6", "Systolic blood pressure", "mm[Hg]"))
@@ -178,6 +179,11 @@ def _read_ok(response: requests.Response) -> None:
         raise RuntimeError(f"read answered {response.status_code}: {response.content[:200]!r}")
 
 
+def _floor_ok(response: requests.Response) -> None:
+    if response.status_code != 200:
+        raise RuntimeError(f"/healthz answered {response.status_code}")
+
+
 def _search_ok(response: requests.Response) -> None:
     body = response.json() if response.status_code == 200 else {}
     matches = [e for e in body.get("entry", []) if e["search"]["mode"] == "match"]
@@ -188,7 +194,9 @@ def _search_ok(response: requests.Response) -> None:
 def _print(db_label: str, size: int, kind: str, threads: int, figures: dict) -> None:
     target = TARGETS[kind]
     verdict = ""
-    if threads == 1:
+    if kind == "floor":
+        verdict = "(GET /healthz: gunicorn + Flask + requests, no database, no auth)"
+    elif threads == 1:
         verdict = f"target >= {target:,}/s: {'met' if figures['per_s'] >= target else 'MISSED'}"
     clients = "1 keep-alive client" if threads == 1 else f"{threads} clients"
     print(
@@ -222,6 +230,8 @@ def _measure(db_label: str, url: str) -> None:
                     f"{base}/fhir/Observation?patient={_id('patient', p)}&category=vital-signs&_count=40"
                     for p in range(patients)
                 ]
+                if size == SIZES[0]:
+                    _print(db_label, size, "floor", 1, _load([f"{base}/healthz"], token, 1, _floor_ok))
                 for kind, urls, check in (("read", reads, _read_ok), ("search", searches, _search_ok)):
                     for threads in (1, THREADS):
                         _print(db_label, size, kind, threads, _load(urls, token, threads, check))
