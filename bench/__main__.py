@@ -1,6 +1,6 @@
 """`python -m bench`: run every benchmark and print its figures."""
 
-from bench import export, intake, mappings, search, summaries, summary_delivery, sync, validation
+from bench import export, fhir_http, intake, mappings, search, summaries, summary_delivery, sync, validation
 
 
 def main() -> None:
@@ -19,6 +19,8 @@ def main() -> None:
     export.main()
     print()
     sync.main()
+    print()
+    fhir_http.main()
 
 
 if __name__ == "__main__":

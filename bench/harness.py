@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 import requests
 from sqlalchemy import create_engine, text
@@ -22,7 +23,8 @@ from integration.store.db import make_engine
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_URL = os.environ.get("BENCH_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-PG_SCHEMA = "horizon_bench"
+# Its own schema per run, so benchmarks run side by side (e.g. on several branches) do not collide.
+PG_SCHEMA = os.environ.get("BENCH_PG_SCHEMA", "horizon_bench")
 
 
 def fresh_sqlite(tmp: Path) -> str:
@@ -89,6 +91,47 @@ def server(database_url: str, threads: int = 4) -> Iterator[str]:
         proc.terminate()
         proc.wait(timeout=30)
         log.close()
+
+
+@contextmanager
+def gunicorn(database_url: str, workers: int = 2, threads: int = 1) -> Iterator[str]:
+    """The service under gunicorn (`gunicorn -w N wsgi:app`) in its own process; yields its base URL.
+
+    threads > 1 selects gunicorn's gthread worker, the one that keeps connections alive.
+    """
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "HORIZON_SCHEDULER": "false",
+        "HORIZON_LOG_LEVEL": "WARNING",
+    }
+    command = [sys.executable, "-m", "gunicorn", "-w", str(workers), "-b", f"127.0.0.1:{port}"]
+    if threads > 1:
+        command += ["--threads", str(threads), "--keep-alive", "30"]
+    log = tempfile.TemporaryFile()  # noqa: SIM115 - outlives this frame, closed in finally
+    proc = subprocess.Popen([*command, "wsgi:app"], cwd=ROOT, env=env, stderr=log)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(base, proc, log)
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()
+
+
+def _wait_ready(base: str, proc: subprocess.Popen, log: IO[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            if requests.get(f"{base}/readyz", timeout=1).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.1)
+    log.seek(0)
+    raise RuntimeError(f"server did not start: {log.read()[-2000:]!r}")
 
 
 def timed(fn: Callable[[], object]) -> float:

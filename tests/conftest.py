@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
-from waitress import create_server
+from waitress import create_server, wasyncore
 
 from integration.app import create_app
 from integration.settings import Settings
@@ -132,8 +132,18 @@ def clinic_headers(clinic_token: str) -> dict[str, str]:
 def live_server(app) -> Iterator[str]:
     """The app on a real waitress server on 127.0.0.1 (ephemeral port); yields its base URL."""
     server = create_server(app, host="127.0.0.1", port=0, threads=4)
-    thread = threading.Thread(target=server.run, daemon=True)
+    stopping = threading.Event()
+
+    def serve() -> None:
+        # Stopped from inside its own thread: closing the sockets from the test's thread raced with
+        # the select() of the loop and with request threads waking it (EBADF in waitress).
+        while not stopping.is_set():
+            wasyncore.loop(timeout=0.05, map=server._map, use_poll=server.adj.asyncore_use_poll, count=1)
+        server.task_dispatcher.shutdown(timeout=5)
+        wasyncore.close_all(server._map)
+
+    thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.effective_port}"
-    server.close()
-    thread.join(timeout=5)
+    stopping.set()
+    thread.join(timeout=10)

@@ -15,6 +15,7 @@ from typing import NoReturn
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 from flask.blueprints import BlueprintSetupState
+from sqlalchemy import Connection
 
 from integration.audit import audit, mark_written
 from integration.auth.smart_assertion import ASSERTION_TYPE, TokenRefusal, verify_assertion
@@ -204,14 +205,15 @@ def _settings() -> Settings:
     return current_app.config["HORIZON_SETTINGS"]
 
 
-def require_scope(resource_type: str, interaction: str) -> Grant:
+def require_scope(resource_type: str, interaction: str, conn: Connection | None = None) -> Grant:
     """The grant of this request's bearer token if it allows `interaction` on `resource_type`.
 
     Raises SmartAuthError: 401 for a missing, unknown, expired or revoked token (RFC 6750 section 3),
     403 when the token's scopes do not cover the interaction. Interactions: read, vread, search,
     history-instance, history-type, create, update, delete (or a permission letter of `cruds`).
+    A handler that already holds a read transaction passes it, saving a transaction per request.
     """
-    grant = current_grant()
+    grant = current_grant(conn)
     if not grant.allows(resource_type, interaction):
         _refuse(
             403,
@@ -222,25 +224,28 @@ def require_scope(resource_type: str, interaction: str) -> Grant:
     return grant
 
 
-def current_grant() -> Grant:
+def current_grant(conn: Connection | None = None) -> Grant:
     """The grant of this request's bearer token, scopes not yet checked (401 when there is none)."""
     grant: Grant | None = g.get("smart_grant")
     if grant is None:
-        grant = _authenticate()
+        grant = _authenticate(conn)
         g.smart_grant = grant
         g.actor = grant.client_id
         g.role = "smart-client"
     return grant
 
 
-def _authenticate() -> Grant:
+def _authenticate(conn: Connection | None) -> Grant:
     scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
     presented = presented.strip()
     if scheme.lower() != "bearer" or not presented:
         # RFC 6750 section 3.1: no error code when the request carried no credentials at all.
         _refuse(401, "missing-token", "an Authorization: Bearer token is required", _REALM)
-    with current_app.extensions["horizon.db"].reader() as conn:
+    if conn is not None:
         grant = SmartClientRepository(conn).grant_for(presented, datetime.now(UTC))
+    else:
+        with current_app.extensions["horizon.db"].reader() as own:
+            grant = SmartClientRepository(own).grant_for(presented, datetime.now(UTC))
     if grant is None:
         _refuse(
             401,

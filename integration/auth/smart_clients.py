@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import re
@@ -10,7 +11,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from integration.auth.smart_keys import JwksError, check_jwks_url, validate_jwks
@@ -60,6 +61,30 @@ class ReplayedAssertion(Exception):
 
 def digest(value: str) -> str:
     return hashlib.sha256(value.encode("utf-8")).hexdigest()
+
+
+# Built once: this runs on every FHIR request, and building the statement costs more than running it.
+_GRANT_QUERY = (
+    select(
+        smart_access_token.c.token_hash,
+        smart_access_token.c.client_id,
+        smart_access_token.c.scope,
+        smart_access_token.c.group_id,
+        smart_access_token.c.expires_at,
+    )
+    .join(smart_client, smart_client.c.client_id == smart_access_token.c.client_id)
+    .where(
+        smart_access_token.c.token_hash == bindparam("token_hash"),
+        smart_access_token.c.expires_at > bindparam("now"),
+        smart_client.c.revoked_at.is_(None),
+    )
+)
+
+
+@functools.lru_cache(maxsize=256)
+def _parsed_scopes(scope: str) -> tuple[Scope, ...]:
+    """The granted scope string as parsed scopes (pure; a client's tokens share a few strings)."""
+    return tuple(parse_scopes(scope)[0])
 
 
 class SmartClientRepository:
@@ -161,16 +186,10 @@ class SmartClientRepository:
     def grant_for(self, token: str, now: datetime) -> Grant | None:
         """The grant of an unexpired token of a live client, or None; digests compared in constant time."""
         presented = digest(token)
-        t, c = smart_access_token.c, smart_client.c
-        row = self._conn.execute(
-            select(t.token_hash, t.client_id, t.scope, t.group_id, t.expires_at)
-            .join(smart_client, c.client_id == t.client_id)
-            .where(t.token_hash == presented, t.expires_at > now, c.revoked_at.is_(None))
-        ).first()
+        row = self._conn.execute(_GRANT_QUERY, {"token_hash": presented, "now": now}).first()
         if row is None or not hmac.compare_digest(row.token_hash, presented):
             return None
-        scopes, _ = parse_scopes(row.scope)
-        return Grant(row.client_id, row.scope, tuple(scopes), row.group_id, row.expires_at)
+        return Grant(row.client_id, row.scope, _parsed_scopes(row.scope), row.group_id, row.expires_at)
 
     def purge_expired(self, now: datetime, client_id: str | None = None) -> int:
         """Delete jti records and access tokens past their expiry (of one client, or of all)."""

@@ -15,6 +15,7 @@ from functools import cache
 from importlib.metadata import version
 
 from flask import Blueprint, Response, current_app, g, request
+from sqlalchemy import Connection
 
 from integration.audit import audit
 from integration.auth.smart import SmartAuthError, require_scope, token_url
@@ -183,19 +184,19 @@ def _software_version() -> str:
     return version("horizon-integration")
 
 
-def _granted(resource_type: str, interaction: str) -> Grant:
+def _granted(resource_type: str, interaction: str, conn: Connection | None = None) -> Grant:
     if resource_type not in SERVED_TYPES:
         raise FhirError(404, "not-supported", f"resource type {resource_type[:40]!r} is not served here")
-    return require_scope(resource_type, interaction)
+    return require_scope(resource_type, interaction, conn)
 
 
 def _one(resource_type: str, resource_id: str, version_id: int | None) -> Response:
-    grant = _granted(resource_type, "read" if version_id is None else "vread")
-    entry = audit(
-        "fhir.read" if version_id is None else "fhir.vread", entity=f"{resource_type}/{resource_id[:64]}"
-    )
-    _known_id(resource_type, resource_id)
-    with current_app.extensions["horizon.db"].reader() as conn:
+    with current_app.extensions["horizon.db"].reader() as conn:  # one transaction: token, then read
+        grant = _granted(resource_type, "read" if version_id is None else "vread", conn)
+        entry = audit(
+            "fhir.read" if version_id is None else "fhir.vread", entity=f"{resource_type}/{resource_id[:64]}"
+        )
+        _known_id(resource_type, resource_id)
         repo = ResourceRepository(conn)
         stored = repo.read(resource_type, resource_id, version_id)
         scope = patient_scope(conn, grant)

@@ -28,24 +28,28 @@ class AuditEntry:
     recorded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
+_INSERT = insert(audit_event)  # built once: one row is written for every FHIR request
+
+
 class AuditRepository:
     def __init__(self, connection: Connection) -> None:
         self._conn = connection
 
     def record(self, entry: AuditEntry) -> None:
         self._conn.execute(
-            insert(audit_event).values(
-                recorded_at=entry.recorded_at,
-                request_id=_text(entry.request_id),
-                actor=_text(entry.actor),
-                role=_text(entry.role),
-                action=_text(entry.action),
-                outcome=entry.outcome,
-                patient_id=_text(entry.patient_id),
-                entity=_text(entry.entity),
-                remote_addr=_text(entry.remote_addr),
-                detail=orjson.dumps(entry.detail).decode() if entry.detail else None,  # NULs escaped
-            )
+            _INSERT,
+            {
+                "recorded_at": entry.recorded_at,
+                "request_id": _text(entry.request_id),
+                "actor": _text(entry.actor),
+                "role": _text(entry.role),
+                "action": _text(entry.action),
+                "outcome": entry.outcome,
+                "patient_id": _text(entry.patient_id),
+                "entity": _text(entry.entity),
+                "remote_addr": _text(entry.remote_addr),
+                "detail": orjson.dumps(entry.detail).decode() if entry.detail else None,  # NULs escaped
+            },
         )
 
     def recent(self, limit: int = 100) -> list[dict[str, Any]]:

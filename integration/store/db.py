@@ -25,13 +25,16 @@ def make_engine(url: str, *, pool_size: int = 10, connect_args: dict[str, Any] |
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(url, parsed.database)
+    # psycopg prepares a statement after 5 runs, and PostgreSQL then switches to a generic plan
+    # that ignores the values: for searches (e.g. a patient's vital signs) that plan scans the
+    # index tables, 50-100x slower. Every statement is planned with its values instead.
     return create_engine(
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=True,
         hide_parameters=True,
-        connect_args=connect_args or {},
+        connect_args={"prepare_threshold": None, **(connect_args or {})},
     )
 
 

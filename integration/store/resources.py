@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, text, update
+from sqlalchemy import Connection, Select, Table, bindparam, delete, insert, select, text, update
 
 from integration.store.keys import grouped_chunks
 from integration.store.schema import change_feed, fhir_resource, fhir_resource_source, fhir_resource_version
@@ -49,6 +50,20 @@ class StoredResource:
     deleted: bool
     content: str | None
     patient_id: str | None
+
+
+def _read_query(table: Table) -> Select[Any]:
+    t = table.c
+    return select(
+        t.resource_type, t.id, t.version_id, t.last_updated, t.deleted, t.content, t.patient_id
+    ).where(t.resource_type == bindparam("resource_type"), t.id == bindparam("id"))
+
+
+# Built once: reads run on every FHIR request, and building a statement costs more than running it.
+_READ_CURRENT = _read_query(fhir_resource)
+_READ_VERSION = _read_query(fhir_resource_version).where(
+    fhir_resource_version.c.version_id == bindparam("version_id")
+)
 
 
 class ResourceRepository:
@@ -191,14 +206,11 @@ class ResourceRepository:
         self, resource_type: str, resource_id: str, version_id: int | None = None
     ) -> StoredResource | None:
         """The current version (or a given one) of one resource, deleted or not."""
-        table = fhir_resource if version_id is None else fhir_resource_version
-        t = table.c
-        query = select(
-            t.resource_type, t.id, t.version_id, t.last_updated, t.deleted, t.content, t.patient_id
-        ).where(t.resource_type == resource_type, t.id == resource_id)
-        if version_id is not None:
-            query = query.where(t.version_id == version_id)
-        row = self._conn.execute(query).first()
+        params = {"resource_type": resource_type, "id": resource_id}
+        if version_id is None:
+            row = self._conn.execute(_READ_CURRENT, params).first()
+        else:
+            row = self._conn.execute(_READ_VERSION, {**params, "version_id": version_id}).first()
         return StoredResource(*row) if row else None
 
     def history(self, resource_type: str, resource_id: str) -> list[StoredResource]:

@@ -4,7 +4,7 @@ import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import delete, update
 
 from integration.store.schema import smart_access_token
 from tests.auth.test_smart_support import add_probe, assertion, audit_rows, form, reason, register, revoke
@@ -102,3 +102,49 @@ def test_token_lifetime_is_capped_at_300_seconds(app, client, db):
     assert response.json["expires_in"] == 300
     app.config["HORIZON_SETTINGS"] = dataclasses.replace(settings, smart_token_lifetime_seconds=60)
     assert client.post("/auth/token", data=form(assertion(client_id))).json["expires_in"] == 60
+
+
+# Every FHIR interaction on the real routes (not the probe): the same refusals, each audited.
+FHIR_INTERACTIONS = [
+    ("GET", "/fhir/Observation/{id}"),
+    ("GET", "/fhir/Observation/{id}/_history/1"),
+    ("GET", "/fhir/Observation/{id}/_history"),
+    ("GET", "/fhir/Observation?code=8867-4"),
+    ("POST", "/fhir/Observation/_search"),
+    ("GET", "/fhir/Observation/_history"),
+    ("GET", "/fhir/_history"),
+]
+
+
+def _call(client, method, path, headers):
+    url = path.format(id="any-id")  # refusals come before any lookup
+    if method == "POST":
+        return client.post(url, data={"code": "8867-4"}, headers=headers)
+    return client.get(url, headers=headers)
+
+
+@pytest.mark.parametrize(("method", "path"), FHIR_INTERACTIONS)
+def test_fhir_interactions_refuse_a_missing_or_dead_token_with_401(client, db, method, path):
+    client_id = register(db)
+    token = get_token(client, client_id)
+    with db.writer() as conn:  # the token record is gone (purged): fail closed
+        conn.execute(delete(smart_access_token))
+    for headers in ({}, bearer(token)):
+        response = _call(client, method, path, headers)
+        assert response.status_code == 401, (path, headers)
+        assert response.json["resourceType"] == "OperationOutcome"
+        assert response.headers["WWW-Authenticate"].startswith('Bearer realm="horizon"')
+    rows = audit_rows(db, "smart.refused")
+    assert [(r["outcome"], reason(r)) for r in rows] == [(401, "missing-token"), (401, "invalid-token")]
+
+
+@pytest.mark.parametrize(("method", "path"), FHIR_INTERACTIONS)
+def test_fhir_interactions_beyond_the_scope_are_403(client, db, method, path):
+    client_id = register(db, scope="system/*.rs")
+    headers = bearer(get_token(client, client_id, scope="system/Patient.r"))  # no search, no Observation
+    response = _call(client, method, path, headers)
+    assert response.status_code == 403, path
+    assert response.json["resourceType"] == "OperationOutcome"
+    assert 'error="insufficient_scope"' in response.headers["WWW-Authenticate"]
+    rows = audit_rows(db, "smart.refused")
+    assert [(r["actor"], r["outcome"], reason(r)) for r in rows] == [(client_id, 403, "insufficient-scope")]

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import orjson
 from sqlalchemy import select
 
 from integration.ingest import synthetic
+from integration.store.resources import ResourceRepository, ResourceWrite
 from integration.store.schema import fhir_resource
 from tests.auth.test_smart_support import assertion, form, register
 
@@ -65,3 +68,20 @@ def walk(client, headers, path) -> list[str]:
         nxt = link(response.json, "next")
         path = relative(nxt) if nxt else None
     return found
+
+
+def store_group(db, group_id: str, patient_ids) -> None:
+    """A Group (actual, person) of these patients, written straight to the store."""
+    content = orjson.dumps(
+        {
+            "resourceType": "Group",
+            "id": group_id,
+            "type": "person",
+            "actual": True,
+            "member": [{"entity": {"reference": f"Patient/{p}"}} for p in patient_ids],
+        }
+    ).decode()
+    with db.writer() as conn:
+        ResourceRepository(conn).write(
+            [ResourceWrite("Group", group_id, 1, "h", content, None)], now=datetime.now(UTC)
+        )
