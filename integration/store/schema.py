@@ -500,3 +500,8 @@ sync_run = Table(
     CheckConstraint("state IN ('running', 'done', 'failed', 'abandoned')", name="state"),
     Index(None, "destination", "started_at"),
 )
+
+# Referrer summary transport (migration 0010): when a prepared version was handed to the outbox, and the
+# name of the signer an outbox request is signed with at send time (secrets stay in the environment).
+summary_delivery.append_column(Column("queued_at", UtcDateTime(), nullable=True))
+sync_outbox.append_column(Column("signer", String(32), nullable=True))

@@ -4,8 +4,9 @@
   decides what is due (triggers.py) and records it as `due` in the same transaction that moves the cursor,
   so a crash neither loses a trigger nor records it twice; then prepares what is due.
 - `weekly_digest`: at a referrer's `digest_schedule`, a due row per eligible patient, then preparation.
-Referrers come from `app.extensions["horizon.referrers"]` (name -> Referrer), which the destinations
-loader fills; with none configured there is nothing to schedule.
+- `summary-delivery` (transport.py): prepared versions handed to the sync outbox and sent.
+Referrers come from `app.extensions["horizon.referrers"]` (name -> Referrer), which
+referrer_destinations.py fills at app start; with none configured there is nothing to schedule.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from integration.summaries.triggers import Due, digest_due, due_summaries
 
 CURSOR = "summary-triggers"
 SCAN_INTERVAL_SECONDS = 60
+DELIVERY_INTERVAL_SECONDS = 30  # hand off and send prepared versions (transport.py)
 _CRON_FIELDS = ("minute", "hour", "day", "month", "day_of_week")
 
 
@@ -118,7 +120,17 @@ def summary_job_specs(referrers: Mapping[str, Referrer]) -> list[JobSpec]:
     """The scan every minute, and one digest job per referrer with a digest schedule (cron in UTC)."""
     if not referrers:
         return []
-    specs = [JobSpec("summary-triggers", scan_changes, "interval", {"seconds": SCAN_INTERVAL_SECONDS})]
+    from integration.summaries.transport import deliver_all  # transport builds on this module's neighbours
+
+    specs = [
+        JobSpec("summary-triggers", scan_changes, "interval", {"seconds": SCAN_INTERVAL_SECONDS}),
+        JobSpec(
+            "summary-delivery",
+            deliver_all,
+            "interval",
+            {"seconds": DELIVERY_INTERVAL_SECONDS, "coalesce": True, "max_instances": 1},
+        ),
+    ]
     for r in referrers.values():
         if r.wants("weekly-digest") and r.digest_schedule:
             fields = dict(zip(_CRON_FIELDS, r.digest_schedule.split(), strict=True))

@@ -61,6 +61,7 @@ class Entry:
     prepared_at: datetime | None
     sent_at: datetime | None
     detail: str | None
+    queued_at: datetime | None = None  # when the transport enqueued its requests (transport.py)
 
     def summary(self) -> dict[str, Any]:
         """The row without its payload, for admin answers and reports."""

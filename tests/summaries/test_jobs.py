@@ -99,9 +99,11 @@ def test_job_specs(app):
     specs = summary_job_specs({"digest": digest, "dr-ref": referrer()})
     assert [(s.id, s.trigger) for s in specs] == [
         ("summary-triggers", "interval"),
+        ("summary-delivery", "interval"),
         ("summary-digest-digest", "cron"),
     ]
-    assert specs[1].trigger_args == {
+    assert specs[1].trigger_args == {"seconds": 30, "coalesce": True, "max_instances": 1}
+    assert specs[2].trigger_args == {
         "minute": "0",
         "hour": "7",
         "day": "*",
@@ -109,4 +111,4 @@ def test_job_specs(app):
         "day_of_week": "mon",
     }
     app.extensions["horizon.referrers"] = {"digest": digest}
-    assert {"summary-triggers", "summary-digest-digest"} <= {s.id for s in jobs_for(app)}
+    assert {"summary-triggers", "summary-delivery", "summary-digest-digest"} <= {s.id for s in jobs_for(app)}
