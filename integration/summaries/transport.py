@@ -196,10 +196,11 @@ class DeadLetterHook:
 
     def start(self, app: Flask, name: str, actor: str | None) -> None:
         """Deliver the referrer now, on a daemon thread (the admin answer does not wait)."""
+        real = getattr(app, "_get_current_object", lambda: app)()  # not the request's proxy
 
         def work() -> None:
             try:
-                deliver(app, name, actor)
+                deliver(real, name, actor)
             except Exception:
                 log.exception("summary delivery after a retry failed", extra={"destination": name})
 
