@@ -28,6 +28,7 @@ from integration.ingest.api import bp as intake_bp
 from integration.ingest.resources import mapping_context
 from integration.settings import Settings
 from integration.store.db import Database, make_engine
+from integration.summaries import transport as summaries_transport
 from integration.summaries.api import bp as summaries_admin_bp
 from integration.summaries.delivery_api import bp as summaries_delivery_bp
 from integration.sync import service as sync_service
@@ -49,6 +50,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["horizon.db"] = Database(engine)
     app.extensions["horizon.mapping"] = mapping_context(settings)
     sync_service.load_into(app, settings)
+    summaries_transport.install(app, settings.destinations_file)
 
     _register_request_context(app)
     http_errors.register(app)

@@ -2,7 +2,8 @@
 
 A dead letter keeps the partner's answer (an OperationOutcome, usually). Retrying puts it back in
 the outbox once, with fresh attempts, and starts a run for its destination: a second click finds it
-no longer dead and changes nothing, so the write is sent once.
+no longer dead and changes nothing, so the write is sent once. Destinations delivered by another
+feature (referrer summaries) take part through their `service.DeadLetterHook`, which may refuse (409).
 """
 
 from __future__ import annotations
@@ -96,10 +97,16 @@ def retry(pk: int) -> Response:
             raise ApiError(404, "unknown-dead-letter", "no outbox entry with that id")
         entry.patient_id = row["patient_id"]
         requeued = repo.requeue_dead(pk, datetime.now(UTC))
+        hook = service.dead_letter_hook(app, row["destination"])
+        refused = hook.requeue(conn, row) if requeued and hook is not None else None
+        if refused is not None:
+            raise ApiError(409, "retry-refused", refused)  # rolls the re-queue back
     if not requeued:
         return answer({"id": pk, "requeued": False, "status": row["status"]})
     target = service.configured(app).get(row["destination"])
     run = None
     if target is not None and target.delivers:
         run, _created = service.run_in_background(db, settings, target, {}, entry.actor)
+    elif hook is not None:
+        hook.start(app, row["destination"], entry.actor)
     return answer({"id": pk, "requeued": True, "run_id": run["run_id"] if run else None}, 202)

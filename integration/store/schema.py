@@ -514,3 +514,8 @@ summary_delivery_one_due = Index(
     sqlite_where=summary_delivery.c.state == "due",
     postgresql_where=summary_delivery.c.state == "due",
 )
+
+# Referrer summary transport (migration 0009): when a prepared version was handed to the outbox, and the
+# name of the signer an outbox request is signed with at send time (secrets stay in the environment).
+summary_delivery.append_column(Column("queued_at", UtcDateTime(), nullable=True))
+sync_outbox.append_column(Column("signer", String(32), nullable=True))

@@ -7,8 +7,9 @@
 - `purge_skipped`: hourly, deletes the `skipped` rows older than `summary_skipped_retention_days` (every
   change of a documented patient records a correction; most prepare nothing), keeping the history of every
   document prepared, sent or dead. It runs with or without referrers: rows outlive a referrer's removal.
-Referrers come from `app.extensions["horizon.referrers"]` (name -> Referrer), which the destinations
-loader fills; with none configured there is nothing to schedule.
+- `summary-delivery` (transport.py): prepared versions handed to the sync outbox and sent.
+Referrers come from `app.extensions["horizon.referrers"]` (name -> Referrer), which
+referrer_destinations.py fills at app start; with none configured there is nothing but the purge to schedule.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ CURSOR = "summary-triggers"
 SCAN_INTERVAL_SECONDS = 60
 PURGE_BATCH = 1000
 PURGE_MAX_BATCHES = 100  # a run deletes at most 100,000 rows; the next hour goes on
+DELIVERY_INTERVAL_SECONDS = 30  # hand off and send prepared versions (transport.py)
 _CRON_FIELDS = ("minute", "hour", "day", "month", "day_of_week")
 
 
@@ -139,9 +141,17 @@ def summary_job_specs(referrers: Mapping[str, Referrer]) -> list[JobSpec]:
     purge = JobSpec("summary-ledger-purge", purge_skipped, "interval", {"hours": 1})
     if not referrers:
         return [purge]
+    from integration.summaries.transport import deliver_all  # transport builds on this module's neighbours
+
     specs = [
         JobSpec("summary-triggers", scan_changes, "interval", {"seconds": SCAN_INTERVAL_SECONDS}),
         purge,
+        JobSpec(
+            "summary-delivery",
+            deliver_all,
+            "interval",
+            {"seconds": DELIVERY_INTERVAL_SECONDS, "coalesce": True, "max_instances": 1},
+        ),
     ]
     for r in referrers.values():
         if r.wants("weekly-digest") and r.digest_schedule:

@@ -1,7 +1,9 @@
 """The summary ledger: what is due, prepared and sent to which referrer, so each content goes out once.
 
 States: `due` (a trigger fired for a patient and referrer; written with the cursor that saw it) ->
-`prepared` (one document version with its payload, built once) -> `sent` or `dead` (set by the transport).
+`prepared` (one document version with its payload, built once) -> `sent` or `dead` (set by the transport;
+`queued_at` marks the hand-off to the outbox, and an admin retry of a dead version that nothing
+superseded puts it back to `prepared`: handoff.py).
 A due row that produced nothing new becomes `skipped` (detail says why; purged after a retention).
 Preparation runs in one transaction: a crash leaves the due row due, to be prepared again; the unique
 (set_id, version) and the conditional `due -> prepared` update keep two preparers from writing a version
@@ -70,6 +72,7 @@ class Entry:
     prepared_at: datetime | None
     sent_at: datetime | None
     detail: str | None
+    queued_at: datetime | None = None  # when the transport enqueued its requests (transport.py)
 
     def summary(self) -> dict[str, Any]:
         """The row without its payload, for admin answers and reports."""

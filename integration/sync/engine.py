@@ -12,7 +12,7 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -29,7 +29,7 @@ from integration.sync.client import FhirClient
 from integration.sync.destinations import Destination
 from integration.sync.outbox import OutboxItem, OutboxRepository
 from integration.sync.runs import RunRepository
-from integration.sync.sender import Result, Sender
+from integration.sync.sender import Result, Sender, Signer
 from integration.sync.state import StateRepository
 
 log = logging.getLogger(__name__)
@@ -58,6 +58,7 @@ class DeliveryEngine:
         lease_seconds: float | None = None,
         rng: random.Random | None = None,
         after_send: Callable[[], None] | None = None,
+        signers: Mapping[str, Signer] | None = None,
     ) -> None:
         self.db = db
         self.settings = settings
@@ -67,7 +68,9 @@ class DeliveryEngine:
         self.lease_seconds = lease_seconds or destination.connect_timeout + 2 * destination.read_timeout + 30
         self.rng = rng or random.Random()  # noqa: S311 - jitter, not security
         self.after_send = after_send  # test hook: runs between send and recording (crash tests)
-        self.sender = Sender(db, self.client, destination, f"{settings.clinic_base_url.rstrip('/')}/sid/")
+        self.sender = Sender(
+            db, self.client, destination, f"{settings.clinic_base_url.rstrip('/')}/sid/", signers
+        )
 
     # --- capabilities --------------------------------------------------------------------------
     def capabilities(self, refresh: bool = False) -> dict[str, Any] | None:

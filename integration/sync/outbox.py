@@ -39,7 +39,9 @@ class OutboxWrite:
     """One write to enqueue: a resource version (kind "resource") or any request (kind "request").
 
     For a request, `method`, `path` (relative to the destination's base URL), `body`,
-    `content_type` and extra `headers` (JSON object text, e.g. a webhook signature) are sent as given.
+    `content_type` and extra `headers` (JSON object text) are sent as given; `signer` names a function
+    the delivery engine was given (`DeliveryEngine(signers=...)`) that adds headers over the body at
+    send time (a webhook HMAC with a fresh timestamp on every try), so signatures are never stored.
     `dedupe_key` makes enqueueing idempotent per destination.
     """
 
@@ -56,6 +58,7 @@ class OutboxWrite:
     body: str | None = None
     content_type: str | None = None
     headers: str | None = None
+    signer: str | None = None  # resolved when sent (e.g. a webhook HMAC), so no signature is stored
 
     @classmethod
     def resource(
@@ -83,6 +86,7 @@ class OutboxWrite:
         content_type: str,
         patient_id: str | None = None,
         headers: Mapping[str, str] | None = None,
+        signer: str | None = None,
     ) -> OutboxWrite:
         for name, value in (headers or {}).items():
             if not _HEADER.match(name) or name.lower() in _RESERVED or "\r" in value or "\n" in value:
@@ -97,6 +101,7 @@ class OutboxWrite:
             content_type=content_type,
             patient_id=patient_id,
             headers=orjson.dumps(dict(headers)).decode() if headers else None,
+            signer=signer,
         )
 
 
@@ -117,6 +122,7 @@ class OutboxItem:
     attempts: int
     dedupe_key: str
     headers: str | None = None
+    signer: str | None = None
     content: str | None = None  # the resource version's stored bytes, read with the claim
 
 

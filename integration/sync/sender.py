@@ -8,6 +8,7 @@ items (any method, path and body) are always sent one by one. Nothing here touch
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -23,6 +24,8 @@ from integration.sync.destinations import Destination
 from integration.sync.outbox import OutboxItem
 
 RESPONSE_LIMIT = 65536
+# A signer adds headers computed over the exact body bytes when the request is sent (outbox.py `signer`).
+Signer = Callable[[bytes], Mapping[str, str]]
 
 
 @dataclass
@@ -37,12 +40,18 @@ class Result:
 
 class Sender:
     def __init__(
-        self, db: Database, client: FhirClient, destination: Destination, system_prefix: str
+        self,
+        db: Database,
+        client: FhirClient,
+        destination: Destination,
+        system_prefix: str,
+        signers: Mapping[str, Signer] | None = None,
     ) -> None:
         self.db = db
         self.client = client
         self.destination = destination
         self.system_prefix = system_prefix
+        self.signers = dict(signers or {})
 
     def send(self, items: list[OutboxItem], mode: str, conditional: bool) -> tuple[list[Result], bool]:
         """Send the items; returns per-item results and whether the server answered sanely."""
@@ -171,6 +180,13 @@ class Sender:
                 method, path = str(item.method), str(item.path)
                 body = item.body.encode() if item.body is not None else None
                 content_type = item.content_type or "application/fhir+json"
+                if item.signer is not None:
+                    signed = self._sign(item, body or b"")
+                    if isinstance(signed, Result):
+                        results.append(signed)
+                        blocked.add(item.lane)
+                        continue
+                    extra = {**(extra or {}), **signed}
             else:
                 write = writes[item.pk]
                 method, path = bundle.request_of(write, conditional)
@@ -189,6 +205,17 @@ class Sender:
             if results[-1].verdict is retry.Verdict.RETRY:
                 blocked.add(item.lane)
         return results, healthy
+
+    def _sign(self, item: OutboxItem, body: bytes) -> Mapping[str, str] | Result:
+        """The signer's headers now, or a temporary failure (not the partner's: the breaker ignores it)
+        when this engine has no such signer or it cannot sign (e.g. its secret left the environment)."""
+        signer = self.signers.get(str(item.signer))
+        if signer is None:
+            return Result(item, retry.Verdict.RETRY, None, f"no signer {str(item.signer)[:32]!r} configured")
+        try:
+            return signer(body)
+        except (KeyError, ValueError) as exc:
+            return Result(item, retry.Verdict.RETRY, None, f"could not sign: {exc}")
 
     def _result(
         self, item: OutboxItem, status: int | None, response: str | None, retry_after: float | None

@@ -10,11 +10,11 @@ import contextlib
 import logging
 import threading
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from flask import Flask
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 
 from integration.settings import Settings
 from integration.store.db import Database
@@ -33,6 +33,21 @@ EXTENSION = "horizon.destinations"
 REFERRER_TABLES = "horizon.referrer_tables"
 STALE_RUN_SECONDS = 900
 DRY_RUN_LIMIT = 200
+DEAD_LETTER_HOOKS = "horizon.dead_letter_hooks"
+
+
+class DeadLetterHook(Protocol):
+    """Another feature's part in retrying a dead letter of a destination it delivers (e.g. referrers)."""
+
+    def requeue(self, conn: Connection, row: dict[str, Any]) -> str | None:
+        """In the retry's transaction, after the row went back to pending: None, or why to refuse."""
+
+    def start(self, app: Flask, name: str, actor: str | None) -> None:
+        """Deliver the destination now (in the background)."""
+
+
+def dead_letter_hook(app: Flask, name: str) -> DeadLetterHook | None:
+    return app.extensions.get(DEAD_LETTER_HOOKS, {}).get(name)
 
 
 def load_into(app: Flask, settings: Settings) -> None:

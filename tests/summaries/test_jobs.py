@@ -104,9 +104,11 @@ def test_job_specs(app):
     assert [(s.id, s.trigger) for s in specs] == [
         ("summary-triggers", "interval"),
         ("summary-ledger-purge", "interval"),
+        ("summary-delivery", "interval"),
         ("summary-digest-digest", "cron"),
     ]
-    assert specs[2].trigger_args == {
+    assert specs[2].trigger_args == {"seconds": 30, "coalesce": True, "max_instances": 1}
+    assert specs[3].trigger_args == {
         "minute": "0",
         "hour": "7",
         "day": "*",
@@ -114,7 +116,7 @@ def test_job_specs(app):
         "day_of_week": "mon",
     }
     app.extensions["horizon.referrers"] = {"digest": digest}
-    assert {"summary-triggers", "summary-ledger-purge", "summary-digest-digest"} <= {
+    assert {"summary-triggers", "summary-ledger-purge", "summary-delivery", "summary-digest-digest"} <= {
         s.id for s in jobs_for(app)
     }
 

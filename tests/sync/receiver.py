@@ -1,6 +1,8 @@
 """A small real FHIR receiver for tests: keeps what it gets, honours transaction, batch and conditional
-semantics, and can be told to fail (status bursts, Retry-After, 401 once, bad entries, slowness,
-commit-then-fail). Runs on werkzeug on 127.0.0.1, random port, in a thread."""
+semantics (conditional create with If-None-Exist too), and can be told to fail (status bursts,
+Retry-After, 401 once, bad entries, slowness, commit-then-fail). `/hook` is a webhook endpoint that
+checks each request's signature with `webhook_signing.verify` (401 when it does not verify). Runs on
+werkzeug on 127.0.0.1, random port, in a thread."""
 
 from __future__ import annotations
 
@@ -17,6 +19,8 @@ from urllib.parse import parse_qs, unquote
 import orjson
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
+
+from integration.summaries.webhook_signing import SignatureError, verify
 
 logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request drowns test output
 
@@ -60,9 +64,14 @@ class Receiver:
         self.slow_seconds = 0.0
         self.unauthorized_once = False
         self.tokens_issued = 0
+        self.created: list[tuple[str, str]] = []  # (type, id) of each conditional create that created
+        self.webhook_secret: str | None = None
+        self.hook_attempts: list[tuple[dict[str, str], bytes, int]] = []  # headers, body, status
+        self.hooks: list[bytes] = []  # bodies accepted at /hook
         self.lock = threading.Lock()
         self._server = make_server("127.0.0.1", 0, self.wsgi, threaded=True)
         self.url = f"http://127.0.0.1:{self._server.server_port}/fhir"
+        self.hook_url = f"http://127.0.0.1:{self._server.server_port}/hook"
         self.token_url = f"http://127.0.0.1:{self._server.server_port}/token"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -116,6 +125,8 @@ class Receiver:
         path = request.path
         if path == "/token" and request.method == "POST":
             return self._token(request)
+        if path == "/hook" and request.method == "POST":
+            return self._hook(request)
         if not path.startswith("/fhir"):
             return self._json(404, outcome("not found", "not-found"))
         rel = path[len("/fhir") :].strip("/")
@@ -145,7 +156,13 @@ class Receiver:
             if failure and not failure[3]:
                 status, headers, body, _ = failure
                 return self._json(status, body or outcome(f"scripted {status}", "transient"), headers)
-            answer = self._dispatch(request.method, rel, request.query_string.decode(), request.get_data())
+            answer = self._dispatch(
+                request.method,
+                rel,
+                request.query_string.decode(),
+                request.get_data(),
+                request.headers.get("If-None-Exist"),
+            )
             slow = self.slow_next > 0
             self.slow_next -= 1 if slow else 0
         if slow:
@@ -156,9 +173,14 @@ class Receiver:
                 return self._json(status, body or outcome("committed, then failed", "transient"), headers)
             return answer
 
-    def _dispatch(self, method: str, rel: str, query: str, data: bytes) -> Response:
+    def _dispatch(
+        self, method: str, rel: str, query: str, data: bytes, if_none_exist: str | None = None
+    ) -> Response:
         if method == "POST" and rel == "":
             return self._bundle(orjson.loads(data))
+        if method == "POST" and "/" not in rel:
+            status, body = self._create(rel, if_none_exist, orjson.loads(data))
+            return self._json(status, body)
         status, body = self._write(method, rel, query, orjson.loads(data) if data else None)
         return self._json(status, body)
 
@@ -219,6 +241,42 @@ class Receiver:
             stored.deleted = False
             return 201 if len(stored.versions) == 1 else 200, resource
         return 200, resource
+
+    def _create(self, resource_type: str, if_none_exist: str | None, resource: Any) -> tuple[int, Any]:
+        """POST [type]: a conditional create (FHIR R4 http.html#ccreate) when If-None-Exist is given."""
+        if not isinstance(resource, dict) or resource.get("resourceType") != resource_type:
+            return 400, outcome("POST a resource of the URL's type")
+        if if_none_exist:
+            system, _, value = unquote(parse_qs(if_none_exist)["identifier"][0]).partition("|")
+            matches = self.by_identifier(resource_type, system, value)
+            if len(matches) > 1:
+                return 412, outcome("more than one match", "multiple-matches")
+            if matches:
+                return 200, self.store[matches[0]].versions[-1]
+        resource_id = f"srv-{len(self.store) + 1}"
+        stored = {**resource, "id": resource_id}
+        self.store[(resource_type, resource_id)] = Stored([stored])
+        self.created.append((resource_type, resource_id))
+        self.writes.append(("POST", f"{resource_type}/{resource_id}", None))
+        return 201, stored
+
+    def _hook(self, request: Request) -> Response:
+        """A webhook receiver: the signature must verify over the raw body, then scripted failures apply."""
+        body = request.get_data()
+        headers = dict(request.headers)
+        try:
+            verify(self.webhook_secret or "", headers, body, time.time())
+            status = 200
+        except (SignatureError, ValueError):
+            status = 401
+        extra: dict[str, str] = {}
+        with self.lock:
+            if status == 200 and self.failures:
+                status, extra, _body, _commit = self.failures.popleft()
+            if status == 200:
+                self.hooks.append(body)
+            self.hook_attempts.append((headers, body, status))
+        return self._json(status, None if status < 300 else outcome(f"webhook answered {status}"), extra)
 
     def _token(self, request: Request) -> Response:
         form = request.form

@@ -319,6 +319,52 @@ def test_any_request_can_ride_the_same_outbox(db, ctx, settings, receiver):
     assert receiver.headers_seen[-1]["X-Horizon-Signature"] == "sha256=abc"
 
 
+def test_a_signer_is_called_at_each_send_and_a_missing_one_holds_the_lane(db, ctx, settings, receiver):
+    """A row naming a signer gets the signer's headers over its body at every try (none stored); an engine
+    without that signer keeps the row pending (and its lane behind it) without blaming the partner."""
+    from datetime import UTC, datetime
+
+    from integration.sync.outbox import OutboxWrite
+
+    destination = make_destination(receiver.url)
+    writes = [
+        OutboxWrite.request(
+            lane="doc",
+            dedupe_key=f"signed/{n}",
+            method="PUT",
+            path=f"Patient/doc-{n}",
+            body=orjson.dumps({"resourceType": "Patient", "id": f"doc-{n}"}).decode(),
+            content_type="application/fhir+json",
+            signer="test-signer",
+        )
+        for n in (1, 2)
+    ]
+    with db.writer() as conn:
+        OutboxRepository(conn).enqueue("test-ehr", writes, datetime.now(UTC))
+    unsigned = DeliveryEngine(db, settings, destination).deliver(max_batches=1)
+    assert (unsigned.sent, unsigned.retrying, receiver.requests) == (0, 1, [])
+    with db.reader() as conn:
+        state = StateRepository(conn).get("test-ehr")
+        stored = conn.execute(select(sync_outbox.c.headers, sync_outbox.c.last_error)).all()
+    assert state.breaker.failures == 0
+    assert stored[0] == (None, "no signer 'test-signer' configured")
+    with db.writer() as conn:  # the lane waits for its first row; let it go now
+        conn.execute(sync_outbox.update().values(next_attempt_at=datetime.now(UTC)))
+    calls: list[bytes] = []
+
+    def sign(body: bytes) -> dict[str, str]:
+        calls.append(body)
+        return {"X-Test-Signature": f"len={len(body)};try={len(calls)}"}
+
+    receiver.fail_next(1, 503)
+    engine = DeliveryEngine(db, settings, destination, signers={"test-signer": sign})
+    counts = engine.deliver(linger=5)
+    assert counts.sent == 2 and counts.retrying == 1
+    signatures = [h.get("X-Test-Signature") for h in receiver.headers_seen]
+    assert signatures[0].endswith("try=1") and signatures[1].endswith("try=2")  # re-signed on the retry
+    assert len(calls) == 3 and calls[0] == calls[1]
+
+
 def test_logs_carry_no_token_ids_or_content(db, ctx, settings, receiver, monkeypatch, caplog):
     import logging
 

@@ -42,11 +42,12 @@ cron = "0 * * * *"
 [[destination]]
 name = "referrer-north"
 kind = "referrer"
-base_url = "https://referrer.example.org/fhir"
+practitioner = "prac-0003"
+channel = "fhir"
+url = "https://referrer.example.org/fhir"
+triggers = ["session-completed"]
 [destination.auth]
 type = "none"
-[destination.schedule]
-cron = "0 6 * * *"
 """
 
 
