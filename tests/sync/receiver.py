@@ -18,6 +18,8 @@ import orjson
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
+from tests.sync.ehr_source import EhrSource
+
 logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request drowns test output
 
 
@@ -64,6 +66,7 @@ class Receiver:
         self._server = make_server("127.0.0.1", 0, self.wsgi, threaded=True)
         self.url = f"http://127.0.0.1:{self._server.server_port}/fhir"
         self.token_url = f"http://127.0.0.1:{self._server.server_port}/token"
+        self.ehr = EhrSource(self.url)  # what the hospital owns, for pulls
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     # --- control -------------------------------------------------------------------------------
@@ -157,6 +160,9 @@ class Receiver:
             return answer
 
     def _dispatch(self, method: str, rel: str, query: str, data: bytes) -> Response:
+        if method == "GET":
+            status, body = self.ehr.get(rel, query)
+            return self._json(status, body if body is not None else outcome(f"GET {status}", "not-found"))
         if method == "POST" and rel == "":
             return self._bundle(orjson.loads(data))
         status, body = self._write(method, rel, query, orjson.loads(data) if data else None)
@@ -245,7 +251,11 @@ class Receiver:
                     "interaction": interactions,
                     "resource": [
                         {"type": t, "conditionalUpdate": self.conditional}
-                        for t in ("Patient", "Observation", "Encounter")
+                        for t in ("Observation", "Encounter")
+                    ]
+                    + [
+                        {**entry, "conditionalUpdate": self.conditional}
+                        for entry in self.ehr.capability_entries()
                     ],
                 }
             ],
