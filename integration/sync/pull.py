@@ -94,7 +94,7 @@ class Puller:
     # --- mode ------------------------------------------------------------------------------------
     def facts(self) -> dict[str, Any]:
         """What the server can do, learned once (again if learned before pulls needed search facts)."""
-        with self.db.reader() as conn:
+        with self.db.writer() as conn:  # get() creates the state row on first use
             known = StateRepository(conn).get(self.destination.name).capabilities
         if known is not None and "search" in known and not known.get("problems"):
             return known
