@@ -3,7 +3,8 @@
 A trigger while the destination is already running answers that run (200), never a second one; a
 new run answers 202 with its id and runs on a background thread. `patient` is a clinic patient id
 (MRN) or `Patient/<FHIR id>`; `full` re-offers every current resource; `dry_run` answers what would be
-sent, built and checked, and sends nothing.
+sent, built and checked, and sends nothing. `pull: true` starts a pull instead (referrals and
+demographics from destinations with a `[destination.pull]` table; `full` re-reads everything).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from integration.admin.common import answer, destination, json_body
 from integration.audit import audit
 from integration.auth.api_tokens import require_role
 from integration.http_errors import ApiError
-from integration.sync import service
+from integration.sync import pull_service, service
 from integration.sync.runs import RunRepository
 from integration.sync.state import StateRepository
 from mappings.ids import resource_id
@@ -22,7 +23,7 @@ from mappings.ids import resource_id
 bp = Blueprint("admin_syncs", __name__, url_prefix="/admin/api/syncs")
 bp.before_request(require_role("admin"))
 
-_FIELDS = {"destination": str, "patient": str, "full": bool, "dry_run": bool}
+_FIELDS = {"destination": str, "patient": str, "full": bool, "dry_run": bool, "pull": bool}
 _COUNTS = {"sent": 0, "unchanged": 0, "retrying": 0, "dead": 0}
 
 
@@ -35,6 +36,8 @@ def _patient(value: str | None) -> str | None:
 
 
 def _view(run: dict) -> dict:
+    if (run.get("options") or {}).get("pull"):
+        return run  # a pull's counts are its own (stored, unchanged, skipped, rejected, ...)
     return {**run, "counts": {**_COUNTS, **run.get("counts", {})}}
 
 
@@ -46,6 +49,9 @@ def trigger() -> Response:
     entry.detail = {k: v for k, v in body.items() if k != "patient"}
     app = current_app
     db, settings = app.extensions["horizon.db"], app.config["HORIZON_SETTINGS"]
+    if body.get("pull"):
+        entry.action = "sync.pull.trigger"
+        return _pull(body, entry.actor, entry)
     if body.get("destination"):
         targets = [destination(body["destination"])]
         if not targets[0].delivers:
@@ -72,6 +78,40 @@ def trigger() -> Response:
     body_out = {"run_id": runs[0]["run_id"], "runs": runs} if len(runs) == 1 else {"runs": runs}
     location = {"Location": f"/admin/api/syncs/{runs[0]['run_id']}"}
     return answer(body_out, 202 if created_any else 200, location)
+
+
+def _pull(body: dict, actor: str | None, entry) -> Response:  # noqa: ANN001
+    """Start a pull on each destination that pulls (or the one named)."""
+    if body.get("patient") or body.get("dry_run"):
+        raise ApiError(400, "invalid-field", "a pull takes only destination and full")
+    app = current_app
+    if body.get("destination"):
+        targets = [destination(body["destination"])]
+        if not targets[0].pulls:
+            raise ApiError(
+                409, "not-pullable", "that destination is disabled or has no [destination.pull] table"
+            )
+    else:
+        targets = [d for d in service.configured(app).values() if d.pulls]
+        if not targets:
+            raise ApiError(409, "no-destinations", "no enabled destination pulls")
+    db, settings, ctx = (
+        app.extensions["horizon.db"],
+        app.config["HORIZON_SETTINGS"],
+        app.extensions["horizon.mapping"],
+    )
+    runs, created_any = [], False
+    for target in targets:
+        run, created = pull_service.run_in_background(
+            db, settings, ctx, target, {"full": bool(body.get("full"))}, actor
+        )
+        created_any = created_any or created
+        runs.append({**run, "created": created})
+    entry.entity = ",".join(f"SyncRun/{r['run_id']}" for r in runs)[:200]
+    body_out = {"run_id": runs[0]["run_id"], "runs": runs} if len(runs) == 1 else {"runs": runs}
+    return answer(
+        body_out, 202 if created_any else 200, {"Location": f"/admin/api/syncs/{runs[0]['run_id']}"}
+    )
 
 
 @bp.get("/<run_id>")

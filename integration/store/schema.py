@@ -61,7 +61,7 @@ metadata = MetaData(
 )
 
 RECORD_KINDS = ("practitioner", "patient", "referral", "session", "assessment")
-RECORD_SOURCES = ("api", "csv", "xml")
+RECORD_SOURCES = ("api", "csv", "xml", "ehr")  # ehr: pulled from a destination (sync/pull.py)
 
 # Every version of every clinic record ever accepted; never updated, never deleted.
 clinic_record = Table(
@@ -78,7 +78,7 @@ clinic_record = Table(
     Column("request_id", String(64), nullable=True),
     UniqueConstraint("kind", "clinic_id", "version"),
     CheckConstraint("kind IN ('practitioner', 'patient', 'referral', 'session', 'assessment')", name="kind"),
-    CheckConstraint("source IN ('api', 'csv', 'xml')", name="source"),
+    CheckConstraint("source IN ('api', 'csv', 'xml', 'ehr')", name="source"),
     CheckConstraint("version >= 1", name="version"),
 )
 
@@ -489,7 +489,7 @@ sync_run = Table(
     metadata,
     Column("run_id", String(32), primary_key=True),
     Column("destination", String(64), nullable=False),
-    Column("active_destination", String(64), nullable=True, unique=True),
+    Column("active_destination", String(80), nullable=True, unique=True),  # name, or name + "~pull"
     Column("state", String(16), nullable=False),
     Column("options", Text, nullable=False),
     Column("counts", Text, nullable=False),
@@ -519,3 +519,30 @@ summary_delivery_one_due = Index(
 # name of the signer an outbox request is signed with at send time (secrets stay in the environment).
 summary_delivery.append_column(Column("queued_at", UtcDateTime(), nullable=True))
 sync_outbox.append_column(Column("signer", String(32), nullable=True))
+
+# --- Pull from EHRs (integration/sync/pull.py): watermarks and versions already applied ------------
+
+# Per destination and pulled type: the `_lastUpdated` watermark (moved only after what was read up to
+# it is stored) and the search mode the server's CapabilityStatement allowed last time.
+sync_pull_state = Table(
+    "sync_pull_state",
+    metadata,
+    Column("destination", String(64), primary_key=True),
+    Column("resource_type", String(64), primary_key=True),
+    Column("watermark", UtcDateTime(), nullable=True),
+    Column("mode", String(16), nullable=True),
+    Column("updated_at", UtcDateTime(), nullable=False),
+)
+
+# The last version (versionId, else meta.lastUpdated) of each remote resource a pull applied or
+# rejected, so the overlap window never applies the same version twice.
+sync_pull_seen = Table(
+    "sync_pull_seen",
+    metadata,
+    Column("destination", String(64), primary_key=True),
+    Column("resource_type", String(64), primary_key=True),
+    Column("remote_id", String(64), primary_key=True),
+    Column("version_key", String(100), nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("seen_at", UtcDateTime(), nullable=False),
+)

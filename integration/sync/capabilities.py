@@ -23,6 +23,8 @@ def learn(capability: object, smart: object) -> dict[str, Any]:
         "fhir_version": None,
         "software": None,
         "smart": None,
+        "search": {},  # resource type -> search parameters declared (for pulls: `_lastUpdated`?)
+        "history_type": [],  # types declaring the history-type interaction (`_since`)
     }
     if isinstance(capability, dict) and capability.get("resourceType") == "CapabilityStatement":
         facts["fhir_version"] = capability.get("fhirVersion")
@@ -41,6 +43,7 @@ def learn(capability: object, smart: object) -> dict[str, Any]:
                 and r.get("conditionalUpdate") is True
                 and isinstance(r.get("type"), str)
             )
+            _learn_search(rest, facts)
     if isinstance(smart, dict):
         facts["smart"] = {
             "token_endpoint": smart.get("token_endpoint"),
@@ -48,6 +51,24 @@ def learn(capability: object, smart: object) -> dict[str, Any]:
             "grant_types": smart.get("grant_types_supported") or [],
         }
     return facts
+
+
+def _names(items: object) -> set[str]:
+    return {i["name"] for i in items or [] if isinstance(i, dict) and isinstance(i.get("name"), str)}  # type: ignore[attr-defined]
+
+
+def _learn_search(rest: dict[str, Any], facts: dict[str, Any]) -> None:
+    """Search parameters per resource type (those declared for all types at rest level included)."""
+    common = _names(rest.get("searchParam"))
+    for r in rest.get("resource") or []:
+        if not isinstance(r, dict) or not isinstance(r.get("type"), str):
+            continue
+        codes = {i.get("code") for i in r.get("interaction") or [] if isinstance(i, dict)}
+        if "search-type" in codes or r.get("searchParam"):
+            facts["search"][r["type"]] = sorted(common | _names(r.get("searchParam")))
+        if "history-type" in codes:
+            facts["history_type"].append(r["type"])
+    facts["history_type"].sort()
 
 
 def choose(destination: Destination, facts: dict[str, Any] | None) -> tuple[str, bool]:

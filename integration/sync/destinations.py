@@ -19,6 +19,9 @@ from urllib.parse import urlsplit
 
 from apscheduler.triggers.cron import CronTrigger
 
+from integration.sync import pull_config
+from integration.sync.pull_config import PullConfig
+
 KINDS = ("ehr", "referrer")
 AUTH_TYPES = ("smart-backend", "bearer", "none")
 WRITE_MODES = ("transaction", "batch", "individual", "auto")
@@ -92,6 +95,7 @@ class Destination:
     read_timeout: float = 30.0
     retry: RetryPolicy = RetryPolicy()
     breaker: BreakerPolicy = BreakerPolicy()
+    pull: PullConfig | None = None  # what to pull from this EHR (referrals, demographics); None: nothing
 
     @property
     def origin(self) -> str:
@@ -101,6 +105,11 @@ class Destination:
     def delivers(self) -> bool:
         """Referrer entries are accepted but delivered by the summaries feature, not by this engine."""
         return self.enabled and self.kind == "ehr"
+
+    @property
+    def pulls(self) -> bool:
+        """An enabled EHR destination with a pull table that pulls something."""
+        return self.enabled and self.kind == "ehr" and self.pull is not None
 
 
 def origin_of(url: str) -> str:
@@ -207,6 +216,7 @@ class _Reader:
             "timeouts",
             "retry",
             "breaker",
+            "pull",
         }
     )
 
@@ -286,6 +296,7 @@ class _Reader:
             read_timeout=float(self.positive(timeouts, "read_seconds", 30, "timeouts.read_seconds")),
             retry=self.retry(),
             breaker=self.breaker(),
+            pull=pull_config.read(self),
         )
 
     def auth(self) -> AuthConfig:
@@ -332,20 +343,29 @@ class _Reader:
                 raise self.fail(path, "must be a single-line string")
         return dict(raw)
 
-    def schedule(self) -> Schedule:
-        t = self.table("schedule", {"cron", "every_seconds"})
+    def schedule(self, table: object = None, path: str = "schedule") -> Schedule:
+        """The destination's schedule table, or another one (e.g. `pull.schedule`) given with its path."""
+        if table is None:
+            t = self.table("schedule", {"cron", "every_seconds"})
+        elif not isinstance(table, dict):
+            raise self.fail(path, "must be a table")
+        else:
+            t = table
+            extra = sorted(set(t) - {"cron", "every_seconds"})
+            if extra:
+                raise self.fail(f"{path}.{extra[0]}", "is not allowed here (known: cron, every_seconds)")
         if ("cron" in t) == ("every_seconds" in t):
-            raise self.fail("schedule", "give exactly one of cron or every_seconds")
+            raise self.fail(path, "give exactly one of cron or every_seconds")
         if "cron" in t:
-            cron = self.get(t, "cron", str, None, "schedule.cron")
+            cron = self.get(t, "cron", str, None, f"{path}.cron")
             try:
                 CronTrigger.from_crontab(cron)
             except ValueError as exc:
-                raise self.fail("schedule.cron", f"is not a 5-field crontab expression ({exc})") from None
+                raise self.fail(f"{path}.cron", f"is not a 5-field crontab expression ({exc})") from None
             return Schedule(cron=cron)
-        every = self.get(t, "every_seconds", int, None, "schedule.every_seconds")
+        every = self.get(t, "every_seconds", int, None, f"{path}.every_seconds")
         if every < 10:
-            raise self.fail("schedule.every_seconds", "must be at least 10")
+            raise self.fail(f"{path}.every_seconds", "must be at least 10")
         return Schedule(every_seconds=every)
 
     def retry(self) -> RetryPolicy:

@@ -1,4 +1,5 @@
-"""Scheduler jobs: one per enabled EHR destination, on its own schedule; each is a plain sync run."""
+"""Scheduler jobs: one sync per enabled EHR destination on its schedule, and one pull per destination with a
+`[destination.pull]` table (on the pull's own schedule, else the destination's); each is a plain run."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 from flask import Flask
 
 from integration.jobs import JobSpec
-from integration.sync import service
+from integration.sync import pull_service, service
 
 MISFIRE_GRACE_SECONDS = 300  # a run missed by less than this (leader failover, busy host) still runs once
 
@@ -22,16 +23,31 @@ def sync_destination(app: Flask, name: str) -> dict[str, Any]:
     return {"destination": name, "run_id": run["run_id"], "state": run["state"], "counts": run["counts"]}
 
 
+def pull_destination(app: Flask, name: str) -> dict[str, Any]:
+    """Pull from one destination now (or report the pull already running); returns a loggable report."""
+    destination = service.configured(app)[name]
+    run = pull_service.run_now(
+        app.extensions["horizon.db"],
+        app.config["HORIZON_SETTINGS"],
+        app.extensions["horizon.mapping"],
+        destination,
+        {},
+        "scheduler",
+    )
+    return {"destination": name, "run_id": run["run_id"], "state": run["state"], "counts": run["counts"]}
+
+
 def sync_jobs(app: Flask) -> list[JobSpec]:
     specs = []
+    options = {"coalesce": True, "max_instances": 1, "misfire_grace_time": MISFIRE_GRACE_SECONDS}
     for destination in service.configured(app).values():
-        if not destination.delivers:
-            continue
-        trigger, args = destination.schedule.trigger()
-        args = {**args, "coalesce": True, "max_instances": 1, "misfire_grace_time": MISFIRE_GRACE_SECONDS}
-        specs.append(
-            JobSpec(
-                f"sync:{destination.name}", partial(sync_destination, name=destination.name), trigger, args
-            )
-        )
+        if destination.delivers:
+            trigger, args = destination.schedule.trigger()
+            job = partial(sync_destination, name=destination.name)
+            specs.append(JobSpec(f"sync:{destination.name}", job, trigger, {**args, **options}))
+        if destination.pulls:
+            assert destination.pull is not None
+            trigger, args = (destination.pull.schedule or destination.schedule).trigger()
+            job = partial(pull_destination, name=destination.name)
+            specs.append(JobSpec(f"pull:{destination.name}", job, trigger, {**args, **options}))
     return specs

@@ -19,6 +19,7 @@ from integration.store.schema import sync_run
 
 RUNNING, DONE, FAILED, ABANDONED = "running", "done", "failed", "abandoned"
 MAX_ERRORS = 50
+PULL = "~pull"  # suffix of the active key of a destination's pull run
 
 
 def _row(row: Any) -> dict[str, Any]:
@@ -34,6 +35,7 @@ class RunRepository:
         self._conn = connection
 
     def running(self, destination: str) -> dict[str, Any] | None:
+        """The running run holding `destination` (a name, or a name + PULL for its pull runs)."""
         row = self._conn.execute(select(sync_run).where(sync_run.c.active_destination == destination)).first()
         return _row(row) if row else None
 
@@ -44,9 +46,15 @@ class RunRepository:
         triggered_by: str | None,
         now: datetime,
         stale_after: float,
+        active: str | None = None,
     ) -> tuple[dict[str, Any], bool]:
-        """(run, True) for a new run, or (the running run, False) when one is already running."""
-        current = self.running(destination)
+        """(run, True) for a new run, or (the running run, False) when one is already running.
+
+        `active` is what only one running run may hold: the destination's name by default; a pull
+        holds name + PULL, so a destination's pull and push runs do not wait for each other.
+        """
+        active = active or destination
+        current = self.running(active)
         if current is not None:
             if current["heartbeat_at"] >= now - timedelta(seconds=stale_after):
                 return current, False
@@ -55,7 +63,7 @@ class RunRepository:
         values = {
             "run_id": run_id,
             "destination": destination,
-            "active_destination": destination,
+            "active_destination": active,
             "state": RUNNING,
             "options": orjson.dumps(options).decode(),
             "counts": "{}",
@@ -68,7 +76,7 @@ class RunRepository:
             with self._conn.begin_nested():
                 self._conn.execute(insert(sync_run).values(**values))
         except IntegrityError:
-            current = self.running(destination)
+            current = self.running(active)
             if current is None:
                 raise
             return current, False

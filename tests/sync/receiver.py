@@ -21,6 +21,7 @@ from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 from integration.summaries.webhook_signing import SignatureError, verify
+from tests.sync.ehr_source import EhrSource
 
 logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request drowns test output
 
@@ -73,6 +74,7 @@ class Receiver:
         self.url = f"http://127.0.0.1:{self._server.server_port}/fhir"
         self.hook_url = f"http://127.0.0.1:{self._server.server_port}/hook"
         self.token_url = f"http://127.0.0.1:{self._server.server_port}/token"
+        self.ehr = EhrSource(self.url)  # what the hospital owns, for pulls
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     # --- control -------------------------------------------------------------------------------
@@ -176,6 +178,9 @@ class Receiver:
     def _dispatch(
         self, method: str, rel: str, query: str, data: bytes, if_none_exist: str | None = None
     ) -> Response:
+        if method == "GET":
+            status, body = self.ehr.get(rel, query)
+            return self._json(status, body if body is not None else outcome(f"GET {status}", "not-found"))
         if method == "POST" and rel == "":
             return self._bundle(orjson.loads(data))
         if method == "POST" and "/" not in rel:
@@ -303,7 +308,11 @@ class Receiver:
                     "interaction": interactions,
                     "resource": [
                         {"type": t, "conditionalUpdate": self.conditional}
-                        for t in ("Patient", "Observation", "Encounter")
+                        for t in ("Observation", "Encounter")
+                    ]
+                    + [
+                        {**entry, "conditionalUpdate": self.conditional}
+                        for entry in self.ehr.capability_entries()
                     ],
                 }
             ],

@@ -122,3 +122,40 @@ def test_parse_auth_serves_other_destination_kinds():
     assert auth.type == "bearer" and auth.token_env == "RUIZ_TOKEN"
     with pytest.raises(DestinationConfigError, match=r"destination 'dr-ruiz', field 'auth\.type'"):
         parse_auth({"auth": {"type": "magic"}}, "destination 'dr-ruiz'")
+
+
+def test_pull_table_defaults_and_schedule():
+    (d,) = _one(
+        pull={
+            "referrals": True,
+            "demographics": True,
+            "clinic_references": ["Organization/clinic-7"],
+            "clinic_identifiers": ["http://hl7.org/fhir/sid/us-npi|1234567893"],
+            "schedule": {"every_seconds": 600},
+        }
+    )
+    assert d.pulls and d.pull.resource_types == ("Patient", "ServiceRequest")
+    assert d.pull.overlap_seconds == 300 and d.pull.page_size == 100
+    assert d.pull.clinic_identifiers == (("http://hl7.org/fhir/sid/us-npi", "1234567893"),)
+    assert d.pull.schedule.trigger() == ("interval", {"seconds": 600})
+    (none,) = _one()
+    assert none.pull is None and not none.pulls
+
+
+@pytest.mark.parametrize(
+    ("pull", "field"),
+    [
+        ({"referrals": True}, "pull.referrals"),
+        ({"referrals": "yes"}, "pull.referrals"),
+        ({"demographics": True, "overlap_seconds": -1}, "pull.overlap_seconds"),
+        ({"demographics": True, "page_size": 0}, "pull.page_size"),
+        ({"referrals": True, "clinic_references": ["https://x/Organization/1"]}, "pull.clinic_references"),
+        ({"referrals": True, "clinic_identifiers": ["no-bar"]}, "pull.clinic_identifiers"),
+        ({"demographics": True, "schedule": {"every_seconds": 1}}, "pull.schedule.every_seconds"),
+        ({"demographics": True, "schedule": {"hourly": True}}, "pull.schedule.hourly"),
+        ({"demographics": True, "since": "x"}, "pull.since"),
+    ],
+)
+def test_pull_table_errors_name_destination_and_field(pull, field):
+    with pytest.raises(DestinationConfigError, match=f"destination 'north', field '{field}'"):
+        _one(pull=pull)

@@ -1,0 +1,109 @@
+"""Pull runs: at most one per destination at a time (beside its push runs), recorded like sync runs.
+
+A pull run is a `sync_run` row with options `{"pull": true, ...}` whose active key is the
+destination's name + `~pull`; its counts say what was stored, unchanged, skipped, rejected or
+ignored (unknown patient), and its errors list each rejected or ignored resource by its EHR
+reference, rule and reason, for admins (`GET /admin/api/syncs/<run_id>`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from datetime import UTC, datetime
+from typing import Any
+
+from integration.settings import Settings
+from integration.store.db import Database
+from integration.sync.client import FhirClient
+from integration.sync.destinations import Destination
+from integration.sync.pull import Puller
+from integration.sync.runs import DONE, FAILED, PULL, RunRepository
+from mappings import MappingContext
+
+log = logging.getLogger(__name__)
+STALE_RUN_SECONDS = 900
+
+
+def start(
+    db: Database, destination: Destination, options: dict[str, Any], triggered_by: str | None
+) -> tuple[dict[str, Any], bool]:
+    with db.writer() as conn:
+        return RunRepository(conn).start(
+            destination.name,
+            {**options, "pull": True},
+            triggered_by,
+            datetime.now(UTC),
+            STALE_RUN_SECONDS,
+            active=destination.name + PULL,
+        )
+
+
+def execute(
+    db: Database,
+    settings: Settings,
+    ctx: MappingContext,
+    destination: Destination,
+    run_id: str,
+    options: dict[str, Any],
+    triggered_by: str | None = None,
+    fault: Any = None,
+) -> dict[str, Any]:
+    """Pull every configured type; the run ends done (even with rejections) or failed (it could not go on)."""
+    client = FhirClient(destination, settings)
+    state, counts, errors = FAILED, {}, []
+    try:
+        report = Puller(db, client, destination, ctx, actor=triggered_by, fault=fault).run(
+            full=bool(options.get("full"))
+        )
+        counts, errors = dict(report.counts), report.errors
+        state = DONE if not report.counts.get("failed_types") else FAILED
+        counts["modes"] = report.modes  # type: ignore[assignment]
+        return {"state": state, "counts": counts, "errors": errors}
+    except Exception as exc:
+        log.exception("pull run failed", extra={"destination": destination.name})
+        errors = [{"at": datetime.now(UTC).isoformat(), "error": f"pull failed: {type(exc).__name__}"}]
+        raise
+    finally:
+        client.close()
+        with db.writer() as conn:
+            RunRepository(conn).finish(run_id, state, counts, errors, datetime.now(UTC))
+
+
+def run_now(
+    db: Database,
+    settings: Settings,
+    ctx: MappingContext,
+    destination: Destination,
+    options: dict[str, Any],
+    triggered_by: str | None,
+) -> dict[str, Any]:
+    """Start and execute a pull in this thread (scheduler jobs); returns the run, or the running one."""
+    run, created = start(db, destination, options, triggered_by)
+    if created:
+        with contextlib.suppress(Exception):  # recorded on the run and logged by execute
+            execute(db, settings, ctx, destination, run["run_id"], options, triggered_by)
+        with db.reader() as conn:
+            run = RunRepository(conn).get(run["run_id"]) or run
+    return run
+
+
+def run_in_background(
+    db: Database,
+    settings: Settings,
+    ctx: MappingContext,
+    destination: Destination,
+    options: dict[str, Any],
+    triggered_by: str | None,
+) -> tuple[dict[str, Any], bool]:
+    """Start a pull and execute it on a daemon thread (admin triggers answer 202 at once)."""
+    run, created = start(db, destination, options, triggered_by)
+    if created:
+
+        def _work() -> None:
+            with contextlib.suppress(Exception):
+                execute(db, settings, ctx, destination, run["run_id"], options, triggered_by)
+
+        threading.Thread(target=_work, name=f"pull-{destination.name}", daemon=True).start()
+    return run, created
