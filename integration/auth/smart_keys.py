@@ -7,7 +7,6 @@ start with a configured prefix, over https (http only on loopback), without foll
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import threading
 import time
@@ -19,6 +18,8 @@ import orjson
 import requests
 from jwt import PyJWK
 from jwt.exceptions import PyJWTError
+
+from integration.net import is_loopback
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +128,7 @@ def parse_allowlist(setting: str) -> list[str]:
 def check_jwks_url(url: str, allowlist: list[str]) -> None:
     """Refuse a JWKS URL that is not https (http on loopback) or not under an allow-listed prefix."""
     target = urlsplit(url)
-    loopback = _is_loopback(target.hostname)
+    loopback = is_loopback(target.hostname)
     if target.scheme != "https" and not (target.scheme == "http" and loopback):
         raise JwksError("a JWKS URL must use https (http only on a loopback address)")
     if target.username or target.password or target.fragment or not target.hostname:
@@ -140,17 +141,6 @@ def check_jwks_url(url: str, allowlist: list[str]) -> None:
         if not base or target.path == base or target.path.startswith(base.rstrip("/") + "/"):
             return
     raise JwksError("the JWKS URL is not on the allow-list (setting smart_jwks_url_allowlist)")
-
-
-def _is_loopback(host: str | None) -> bool:
-    if host is None:
-        return False
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class JwksCache:

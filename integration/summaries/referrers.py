@@ -19,7 +19,6 @@ Only the referrer-specific part lives here; the file itself, its env var (`HORIZ
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -28,6 +27,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from apscheduler.triggers.cron import CronTrigger
+
+from integration.net import is_loopback
 
 TRIGGERS = ("session-completed", "series-completed", "weekly-digest", "safety-signal")
 CHANNELS = ("fhir", "webhook")
@@ -152,19 +153,10 @@ def url_problem(url: str) -> str | None:
     parts = urlsplit(url)
     if parts.scheme not in ("https", "http") or not parts.hostname:
         return "must be an absolute https URL"
-    if parts.scheme == "http" and not _loopback(parts.hostname):
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
         return "plain http only to a loopback address; use https"
     if parts.username or parts.password:
         return "must not carry credentials (use secret_env or auth)"
     if parts.fragment:
         return "must not carry a fragment"
     return None
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

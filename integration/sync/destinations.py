@@ -8,7 +8,6 @@ private key from a key file (or the service's own active signing key).
 
 from __future__ import annotations
 
-import ipaddress
 import re
 import tomllib
 from collections.abc import Mapping
@@ -19,6 +18,7 @@ from urllib.parse import urlsplit
 
 from apscheduler.triggers.cron import CronTrigger
 
+from integration.net import is_loopback
 from integration.sync import pull_config
 from integration.sync.pull_config import PullConfig
 
@@ -115,17 +115,6 @@ class Destination:
 def origin_of(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc.lower()}"
-
-
-def is_loopback(host: str | None) -> bool:
-    if host is None:
-        return False
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def load(path: str | Path) -> list[Destination]:
