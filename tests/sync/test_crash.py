@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -159,3 +160,50 @@ def test_killed_after_claim_before_anything_applied(crash_env, receiver):
     run = finish(env)
     assert_delivered_once(db, receiver, run)
     assert max(Counter(receiver.writes).values()) == 1  # nothing applied twice
+
+
+def test_two_scheduler_processes_run_each_sync_once(crash_env, receiver, database_url):
+    """Two scheduler processes started at once: one leader runs every tick; each run happens once."""
+    db, env = crash_env
+    env = {**env, "HORIZON_SCHEDULER_LEASE_SECONDS": "2"}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "tests.sync.scheduler_process", "0.3"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    try:
+        assert wait_for(lambda: len(run_states(db)) >= 2), run_states(db)
+        app = create_app(Settings.load(environ={}, database_url=database_url, log_level="WARNING"))
+        load(db, app.extensions["horizon.mapping"], patients=1, seed=11)  # new work for a later run
+        assert wait_for(lambda: outbox_states(db).get("pending", 0) == 0 and len(run_states(db)) >= 4)
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        reports = []
+        for proc in procs:
+            out, err = proc.communicate(timeout=WAIT)
+            assert proc.returncode == 0, err[-3000:]
+            reports.append(orjson.loads(out.strip().splitlines()[-1]))
+    ran = [r["runs"].get("sync:crash-ehr", 0) for r in reports]
+    assert min(ran) == 0 and max(ran) >= 4  # one leader ran every tick
+    states = run_states(db)
+    assert states == ["done"] * len(states) and len(states) == sum(ran)  # each tick ran once, recorded once
+    assert set(outbox_states(db)) == {"sent"}  # every version's row sent; none pending, none dead
+    assert max(Counter(receiver.writes).values()) == 1  # no write sent twice
+    assert_mirrors(receiver, db)
+
+
+def wait_for(condition: Callable[[], bool]) -> bool:
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return condition()
