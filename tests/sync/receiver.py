@@ -1,6 +1,7 @@
 """A small real FHIR receiver for tests: keeps what it gets, honours transaction, batch and conditional
 semantics (conditional create with If-None-Exist too), and can be told to fail (status bursts,
-Retry-After, 401 once, bad entries, slowness, commit-then-fail). `/hook` is a webhook endpoint that
+Retry-After, 401 once, bad entries, slowness, commit-then-fail, holding the Nth write open until the test
+decides whether it commits). `/hook` is a webhook endpoint that
 checks each request's signature with `webhook_signing.verify` (401 when it does not verify). Runs on
 werkzeug on 127.0.0.1, random port, in a thread."""
 
@@ -39,6 +40,17 @@ class Stored:
     deleted: bool = False
 
 
+@dataclass
+class Hold:
+    """The Nth write request waits for `release` (set `commit` first); the sender can be killed meanwhile."""
+
+    arrived: threading.Event = field(default_factory=threading.Event)
+    release: threading.Event = field(default_factory=threading.Event)
+    finished: threading.Event = field(default_factory=threading.Event)
+    commit: bool = False
+    writes: list[tuple[str, str, str | None]] = field(default_factory=list)  # applied while held
+
+
 def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
     return a == b
 
@@ -69,6 +81,8 @@ class Receiver:
         self.webhook_secret: str | None = None
         self.hook_attempts: list[tuple[dict[str, str], bytes, int]] = []  # headers, body, status
         self.hooks: list[bytes] = []  # bodies accepted at /hook
+        self.holds: dict[int, Hold] = {}  # 1-based number of a write request -> its hold
+        self.write_requests = 0
         self.lock = threading.Lock()
         self._server = make_server("127.0.0.1", 0, self.wsgi, threaded=True)
         self.url = f"http://127.0.0.1:{self._server.server_port}/fhir"
@@ -97,6 +111,11 @@ class Receiver:
         """The next `count` writes answer `status`; `commit` applies the write first (lost answer)."""
         for _ in range(count):
             self.failures.append((status, headers or {}, body, commit))
+
+    def hold(self, nth: int) -> Hold:
+        """Hold the `nth` write request (counted from 1) open until `Hold.release` is set."""
+        self.holds[nth] = Hold()
+        return self.holds[nth]
 
     def versions(self, resource_type: str, resource_id: str) -> list[int]:
         stored = self.store.get((resource_type, resource_id))
@@ -153,6 +172,32 @@ class Receiver:
                 return self._json(401, outcome("no valid token", "login"))
         if self.delay:
             time.sleep(self.delay)
+        hold = None
+        if request.method != "GET":
+            with self.lock:
+                self.write_requests += 1
+                hold = self.holds.get(self.write_requests)
+        if hold is not None:
+            return self._held(request, hold)
+        return self._answer(request)
+
+    def _held(self, request: Request, hold: Hold) -> Response:
+        request.get_data()  # the whole body is here (cached) before the client may die
+        hold.arrived.set()
+        try:
+            if not hold.release.wait(30):
+                return self._json(503, outcome("held too long", "transient"))
+            if not hold.commit:  # dropped unread: as if it never arrived
+                return self._json(503, outcome("held, then dropped", "transient"))
+            before = len(self.writes)
+            answer = self._answer(request)
+            hold.writes = self.writes[before:]
+            return answer
+        finally:
+            hold.finished.set()
+
+    def _answer(self, request: Request) -> Response:
+        rel = request.path[len("/fhir") :].strip("/")
         with self.lock:
             failure = self.failures.popleft() if self.failures else None
             if failure and not failure[3]:
