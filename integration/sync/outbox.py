@@ -260,14 +260,16 @@ class OutboxRepository:
         version = and_(
             v.resource_type == t.resource_type, v.id == t.resource_id, v.version_id == t.version_id
         )
+        # In pk order (index destination, status, pk): each lane's rows stay in order, and the scan
+        # starts at the oldest pending row instead of stepping over every sent row of the lanes.
         rows = self._conn.execute(
             select(*_ITEM_COLUMNS, v.content)
             .select_from(sync_outbox.outerjoin(fhir_resource_version, version))
-            .where(t.destination == destination, t.lane.in_(locked), t.status == PENDING)
-            .order_by(t.lane, t.pk)
+            .where(t.destination == destination, t.status == PENDING, t.lane.in_(locked))
+            .order_by(t.pk)
             .limit(items)
         )
-        return [OutboxItem(*row) for row in rows]
+        return sorted((OutboxItem(*row) for row in rows), key=lambda item: (item.lane, item.pk))
 
     def release(self, destination: str, holder: str) -> None:
         lt = sync_lane.c
