@@ -126,6 +126,24 @@ class OutboxItem:
     content: str | None = None  # the resource version's stored bytes, read with the claim
 
 
+# OutboxWrite's fields with their PostgreSQL array element types (OutboxRepository._insert_unnest).
+_UNNEST_TYPES = [
+    ("lane", "text"),
+    ("dedupe_key", "text"),
+    ("kind", "text"),
+    ("resource_type", "text"),
+    ("resource_id", "text"),
+    ("version_id", "integer"),
+    ("deleted", "boolean"),
+    ("patient_id", "text"),
+    ("method", "text"),
+    ("path", "text"),
+    ("body", "text"),
+    ("content_type", "text"),
+    ("headers", "text"),
+    ("signer", "text"),
+]
+
 _ITEM_COLUMNS = [getattr(sync_outbox.c, f) for f in OutboxItem.__dataclass_fields__ if f != "content"]
 
 
@@ -166,7 +184,9 @@ class OutboxRepository:
             if w.dedupe_key not in seen:
                 seen.add(w.dedupe_key)
                 new.append(w)
-        if new:
+        if new and self._conn.dialect.name == "postgresql":
+            self._insert_unnest(destination, new, now, run_id)
+        elif new:
             rows = [
                 {
                     **w.__dict__,
@@ -181,12 +201,33 @@ class OutboxRepository:
                 for w in new
             ]
             self._conn.execute(self._insert(sync_outbox).on_conflict_do_nothing(), rows)
+        if new:
             lanes = sorted({w.lane for w in new})
             self._conn.execute(
                 self._insert(sync_lane).on_conflict_do_nothing(),
                 [{"destination": destination, "lane": lane} for lane in lanes],
             )
         return len(new), sum(1 for s in existing.values() if s == SENT)
+
+    def _insert_unnest(
+        self, destination: str, writes: Sequence[OutboxWrite], now: datetime, run_id: str | None
+    ) -> None:
+        """PostgreSQL: all rows in one INSERT .. SELECT from unnest(arrays), in the given order.
+
+        psycopg runs an executemany as one INSERT per row (44 us a row); arrays make it one statement.
+        """
+        columns = [name for name, _ in _UNNEST_TYPES]
+        params = {name: [getattr(w, name) for w in writes] for name in columns}
+        arrays = ", ".join(f"%({name})s::{kind}[]" for name, kind in _UNNEST_TYPES)
+        self._conn.exec_driver_sql(
+            f"INSERT INTO sync_outbox ({', '.join(columns)}, destination, status, attempts,"  # noqa: S608
+            " next_attempt_at, created_at, updated_at, run_id)"
+            f" SELECT {', '.join('u.' + c for c in columns)}, %(destination)s, %(status)s, 0,"
+            " %(now)s, %(now)s, %(now)s, %(run_id)s"
+            f" FROM unnest({arrays}) WITH ORDINALITY AS u({', '.join(columns)}, ord)"
+            " ORDER BY u.ord ON CONFLICT DO NOTHING",
+            {**params, "destination": destination, "status": PENDING, "now": now, "run_id": run_id},
+        )
 
     # --- claiming ------------------------------------------------------------------------------
     def claim(
