@@ -126,7 +126,7 @@ class OutboxItem:
     content: str | None = None  # the resource version's stored bytes, read with the claim
 
 
-# OutboxWrite's fields with their PostgreSQL array element types (OutboxRepository._insert_unnest).
+# OutboxWrite's fields with their PostgreSQL array element types (the enqueue INSERTs name these).
 _UNNEST_TYPES = [
     ("lane", "text"),
     ("dedupe_key", "text"),
@@ -187,20 +187,7 @@ class OutboxRepository:
         if new and self._conn.dialect.name == "postgresql":
             self._insert_unnest(destination, new, now, run_id)
         elif new:
-            rows = [
-                {
-                    **w.__dict__,
-                    "destination": destination,
-                    "status": PENDING,
-                    "attempts": 0,
-                    "next_attempt_at": now,
-                    "created_at": now,
-                    "updated_at": now,
-                    "run_id": run_id,
-                }
-                for w in new
-            ]
-            self._conn.execute(self._insert(sync_outbox).on_conflict_do_nothing(), rows)
+            self._insert_many_sqlite(destination, new, now, run_id)
         if new:
             lanes = sorted({w.lane for w in new})
             self._conn.execute(
@@ -227,6 +214,25 @@ class OutboxRepository:
             f" FROM unnest({arrays}) WITH ORDINALITY AS u({', '.join(columns)}, ord)"
             " ORDER BY u.ord ON CONFLICT DO NOTHING",
             {**params, "destination": destination, "status": PENDING, "now": now, "run_id": run_id},
+        )
+
+    def _insert_many_sqlite(
+        self, destination: str, writes: Sequence[OutboxWrite], now: datetime, run_id: str | None
+    ) -> None:
+        """SQLite: one executemany of plain tuples, the timestamp converted once.
+
+        Through SQLAlchemy each row's three timestamps went through the column type (two thirds of
+        the enqueue time); the stored format is the type's own, from its bind processor.
+        """
+        columns = [name for name, _ in _UNNEST_TYPES]
+        process = sync_outbox.c.created_at.type._cached_bind_processor(self._conn.dialect)
+        stamp = process(now) if process else now
+        fixed = (destination, PENDING, 0, stamp, stamp, stamp, run_id)
+        marks = ", ".join("?" * (len(columns) + len(fixed)))
+        self._conn.exec_driver_sql(
+            f"INSERT INTO sync_outbox ({', '.join(columns)}, destination, status, attempts,"  # noqa: S608
+            f" next_attempt_at, created_at, updated_at, run_id) VALUES ({marks}) ON CONFLICT DO NOTHING",
+            [tuple(getattr(w, c) for c in columns) + fixed for w in writes],
         )
 
     # --- claiming ------------------------------------------------------------------------------
