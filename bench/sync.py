@@ -4,7 +4,9 @@ Push: synthetic sessions are stored through intake, then the delivery engine fee
 sends every resource version as transaction Bundles to a minimal FHIR receiver in its own process
 (it parses each Bundle and answers 200 per entry). The floor posts the same Bundles, built beforehand
 from the stored bytes, straight at the same receiver with a bare requests session: the ratio shows
-what the outbox, leases and outcome bookkeeping cost on top of HTTP.
+what the outbox, leases and outcome bookkeeping cost on top of HTTP. The push runs on SQLite, then
+on PostgreSQL when it is reachable (schema `BENCH_PG_SCHEMA`); `BENCH_SYNC_PUSH_ONLY=1` skips the
+no-change run below.
 
 No-change run: a destination whose cursor is at the end of a change feed of N entries, with N
 delivered outbox rows; a run (feed + deliver) finds nothing to send. Invariant 2 says its cost must
