@@ -4,7 +4,9 @@ Push: synthetic sessions are stored through intake, then the delivery engine fee
 sends every resource version as transaction Bundles to a minimal FHIR receiver in its own process
 (it parses each Bundle and answers 200 per entry). The floor posts the same Bundles, built beforehand
 from the stored bytes, straight at the same receiver with a bare requests session: the ratio shows
-what the outbox, leases and outcome bookkeeping cost on top of HTTP.
+what the outbox, leases and outcome bookkeeping cost on top of HTTP. The push runs on SQLite, then
+on PostgreSQL when it is reachable (schema `BENCH_PG_SCHEMA`); `BENCH_SYNC_PUSH_ONLY=1` skips the
+no-change run below.
 
 No-change run: a destination whose cursor is at the end of a change feed of N entries, with N
 delivered outbox rows; a run (feed + deliver) finds nothing to send. Invariant 2 says its cost must
@@ -26,7 +28,7 @@ import orjson
 import requests
 from sqlalchemy import insert, select
 
-from bench.harness import free_port, fresh_sqlite, row, timed
+from bench.harness import free_port, fresh_postgres, fresh_sqlite, row, timed
 from integration.ingest import synthetic
 from integration.ingest.resources import mapping_context
 from integration.ingest.service import COLLECTIONS, ingest
@@ -100,6 +102,13 @@ def _bundles(db: Database) -> list[bytes]:
 
 
 def push(tmp: Path) -> None:
+    _push(fresh_sqlite(tmp), "SQLite")
+    pg = fresh_postgres()
+    if pg is not None:
+        _push(pg, "PostgreSQL")
+
+
+def _push(db_url: str, label: str) -> None:
     port = free_port()
     proc = multiprocessing.get_context("fork").Process(target=_receiver, args=(port,), daemon=True)
     proc.start()
@@ -111,7 +120,6 @@ def push(tmp: Path) -> None:
                 break
             except requests.RequestException:
                 time.sleep(0.05)
-        db_url = fresh_sqlite(tmp)
         settings = Settings.load(environ={}, database_url=db_url, log_level="WARNING")
         db = Database(make_engine(db_url))
         _store(db, settings)
@@ -129,9 +137,9 @@ def push(tmp: Path) -> None:
 
         seconds = timed(run)
         assert counts["sent"] == total, counts
-        row("receiver floor: bare client posting the bundles", total / floor, "resources/s")
+        row(f"receiver floor: bare client posting bundles ({label})", total / floor, "resources/s")
         row(
-            "sync push: feed + outbox + deliver + record",
+            f"sync push: feed + outbox + deliver + record ({label})",
             total / seconds,
             "resources/s",
             f"({100 * floor / seconds:.0f}% of floor, {total} resources)",
@@ -213,7 +221,8 @@ def main() -> None:
     print("sync")
     with tempfile.TemporaryDirectory() as tmp:
         push(Path(tmp))
-        noop(Path(tmp))
+        if os.environ.get("BENCH_SYNC_PUSH_ONLY") != "1":
+            noop(Path(tmp))
 
 
 if __name__ == "__main__":

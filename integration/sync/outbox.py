@@ -126,6 +126,24 @@ class OutboxItem:
     content: str | None = None  # the resource version's stored bytes, read with the claim
 
 
+# OutboxWrite's fields with their PostgreSQL array element types (the enqueue INSERTs name these).
+_UNNEST_TYPES = [
+    ("lane", "text"),
+    ("dedupe_key", "text"),
+    ("kind", "text"),
+    ("resource_type", "text"),
+    ("resource_id", "text"),
+    ("version_id", "integer"),
+    ("deleted", "boolean"),
+    ("patient_id", "text"),
+    ("method", "text"),
+    ("path", "text"),
+    ("body", "text"),
+    ("content_type", "text"),
+    ("headers", "text"),
+    ("signer", "text"),
+]
+
 _ITEM_COLUMNS = [getattr(sync_outbox.c, f) for f in OutboxItem.__dataclass_fields__ if f != "content"]
 
 
@@ -166,27 +184,56 @@ class OutboxRepository:
             if w.dedupe_key not in seen:
                 seen.add(w.dedupe_key)
                 new.append(w)
+        if new and self._conn.dialect.name == "postgresql":
+            self._insert_unnest(destination, new, now, run_id)
+        elif new:
+            self._insert_many_sqlite(destination, new, now, run_id)
         if new:
-            rows = [
-                {
-                    **w.__dict__,
-                    "destination": destination,
-                    "status": PENDING,
-                    "attempts": 0,
-                    "next_attempt_at": now,
-                    "created_at": now,
-                    "updated_at": now,
-                    "run_id": run_id,
-                }
-                for w in new
-            ]
-            self._conn.execute(self._insert(sync_outbox).on_conflict_do_nothing(), rows)
             lanes = sorted({w.lane for w in new})
             self._conn.execute(
                 self._insert(sync_lane).on_conflict_do_nothing(),
                 [{"destination": destination, "lane": lane} for lane in lanes],
             )
         return len(new), sum(1 for s in existing.values() if s == SENT)
+
+    def _insert_unnest(
+        self, destination: str, writes: Sequence[OutboxWrite], now: datetime, run_id: str | None
+    ) -> None:
+        """PostgreSQL: all rows in one INSERT .. SELECT from unnest(arrays), in the given order.
+
+        psycopg runs an executemany as one INSERT per row (44 us a row); arrays make it one statement.
+        """
+        columns = [name for name, _ in _UNNEST_TYPES]
+        params = {name: [getattr(w, name) for w in writes] for name in columns}
+        arrays = ", ".join(f"%({name})s::{kind}[]" for name, kind in _UNNEST_TYPES)
+        self._conn.exec_driver_sql(
+            f"INSERT INTO sync_outbox ({', '.join(columns)}, destination, status, attempts,"  # noqa: S608
+            " next_attempt_at, created_at, updated_at, run_id)"
+            f" SELECT {', '.join('u.' + c for c in columns)}, %(destination)s, %(status)s, 0,"
+            " %(now)s, %(now)s, %(now)s, %(run_id)s"
+            f" FROM unnest({arrays}) WITH ORDINALITY AS u({', '.join(columns)}, ord)"
+            " ORDER BY u.ord ON CONFLICT DO NOTHING",
+            {**params, "destination": destination, "status": PENDING, "now": now, "run_id": run_id},
+        )
+
+    def _insert_many_sqlite(
+        self, destination: str, writes: Sequence[OutboxWrite], now: datetime, run_id: str | None
+    ) -> None:
+        """SQLite: one executemany of plain tuples, the timestamp converted once.
+
+        Through SQLAlchemy each row's three timestamps went through the column type (two thirds of
+        the enqueue time); the stored format is the type's own, from its bind processor.
+        """
+        columns = [name for name, _ in _UNNEST_TYPES]
+        process = sync_outbox.c.created_at.type._cached_bind_processor(self._conn.dialect)
+        stamp = process(now) if process else now
+        fixed = (destination, PENDING, 0, stamp, stamp, stamp, run_id)
+        marks = ", ".join("?" * (len(columns) + len(fixed)))
+        self._conn.exec_driver_sql(
+            f"INSERT INTO sync_outbox ({', '.join(columns)}, destination, status, attempts,"  # noqa: S608
+            f" next_attempt_at, created_at, updated_at, run_id) VALUES ({marks}) ON CONFLICT DO NOTHING",
+            [tuple(getattr(w, c) for c in columns) + fixed for w in writes],
+        )
 
     # --- claiming ------------------------------------------------------------------------------
     def claim(
@@ -260,14 +307,16 @@ class OutboxRepository:
         version = and_(
             v.resource_type == t.resource_type, v.id == t.resource_id, v.version_id == t.version_id
         )
+        # In pk order (index destination, status, pk): each lane's rows stay in order, and the scan
+        # starts at the oldest pending row instead of stepping over every sent row of the lanes.
         rows = self._conn.execute(
             select(*_ITEM_COLUMNS, v.content)
             .select_from(sync_outbox.outerjoin(fhir_resource_version, version))
-            .where(t.destination == destination, t.lane.in_(locked), t.status == PENDING)
-            .order_by(t.lane, t.pk)
+            .where(t.destination == destination, t.status == PENDING, t.lane.in_(locked))
+            .order_by(t.pk)
             .limit(items)
         )
-        return [OutboxItem(*row) for row in rows]
+        return sorted((OutboxItem(*row) for row in rows), key=lambda item: (item.lane, item.pk))
 
     def release(self, destination: str, holder: str) -> None:
         lt = sync_lane.c

@@ -35,11 +35,13 @@ class StateRepository:
         The lock serializes cursor moves between workers on PostgreSQL; on SQLite every writer is
         already alone (BEGIN IMMEDIATE).
         """
-        self._ensure(name)
         query = select(sync_destination).where(sync_destination.c.name == name)
         if lock and self._conn.dialect.name == "postgresql":
             query = query.with_for_update()
-        row = self._conn.execute(query).one()
+        row = self._conn.execute(query).first()
+        if row is None:  # first use: create it (one query per call otherwise, twice per sync batch)
+            self._ensure(name)
+            row = self._conn.execute(query).one()
         return DestinationState(
             name=row.name,
             cursor_seq=row.cursor_seq,
@@ -70,12 +72,14 @@ class StateRepository:
             pass  # another worker created it first
 
     def _set(self, name: str, **values: Any) -> None:
-        self._ensure(name)
-        self._conn.execute(
+        statement = (
             update(sync_destination)
             .where(sync_destination.c.name == name)
             .values(**values, updated_at=datetime.now(UTC))
         )
+        if self._conn.execute(statement).rowcount == 0:  # first use: create it, then set
+            self._ensure(name)
+            self._conn.execute(statement)
 
     def set_cursor(self, name: str, seq: int) -> None:
         self._set(name, cursor_seq=seq)

@@ -60,3 +60,35 @@ def test_deferring_holds_the_whole_lane_back(db):
     again = _claim(db, "b", now=T0 + timedelta(seconds=1))
     assert {i.lane for i in again} == {"p1"}
     assert {i.lane for i in _claim(db, "c", now=T0 + timedelta(seconds=31))} == {"p0"}
+
+
+def test_enqueue_stores_every_field_in_order_and_skips_known_keys(db):
+    """The PostgreSQL path inserts from arrays: every OutboxWrite field must land, in the given order."""
+    writes = [
+        OutboxWrite.resource("Observation", "o2", 3, True, None),
+        OutboxWrite.request(
+            lane="r1",
+            dedupe_key="hook/1",
+            method="POST",
+            path="hooks/a",
+            body='{"a": 1}',
+            content_type="application/json",
+            patient_id="p1",
+            headers={"X-Kind": "summary"},
+            signer="webhook",
+        ),
+        OutboxWrite.resource("Observation", "o1", 1, False, "p1"),
+    ]
+    with db.writer() as conn:
+        repo = OutboxRepository(conn)
+        assert repo.enqueue("d", writes, T0, "run1") == (3, 0)
+        assert repo.enqueue("d", writes[:1], T0, fresh=True) == (1, 0)  # the unique key still skips it
+        assert repo.enqueue("d", writes[:1], T0) == (0, 0)
+        rows = [repo.get(pk) for pk in range(1, 10)]
+    rows = sorted((r for r in rows if r), key=lambda r: r["pk"])
+    assert [r["dedupe_key"] for r in rows] == [w.dedupe_key for w in writes]
+    for row, write in zip(rows, writes, strict=True):
+        assert {k: row[k] for k in write.__dict__} == write.__dict__
+        assert (row["destination"], row["status"], row["attempts"]) == ("d", "pending", 0)
+        assert row["run_id"] == "run1"
+        assert row["next_attempt_at"] == row["created_at"] == T0
