@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from flask import Flask
+from flask import Flask, current_app
 from sqlalchemy import Connection
 
 from integration.store.audit import AuditEntry, AuditRepository
@@ -191,8 +191,22 @@ class DeadLetterHook:
                 f"summary version {entry.version} was superseded by version {later} of its document; "
                 "retrying it would send stale content"
             )
+        why = self._withheld(conn, entry, str(row["destination"]))
+        if why is not None:  # consent or the referral may have changed since the version went dead
+            return f"summary not sent: {why}"
         handoff.back_in_flight(pk)
         return None
+
+    @staticmethod
+    def _withheld(conn: Connection, entry: Entry, name: str) -> str | None:
+        referrer = current_app.extensions.get(REFERRERS, {}).get(name)
+        if referrer is None:
+            return "the referrer is no longer configured"
+        state = load_state(conn, entry.patient_id)
+        why = "no such patient" if state is None else ineligible(state, referrer)
+        if why is None and entry.channel != referrer.channel:
+            why = f"prepared for channel {entry.channel}; the referrer now uses {referrer.channel}"
+        return why
 
     def start(self, app: Flask, name: str, actor: str | None) -> None:
         """Deliver the referrer now, on a daemon thread (the admin answer does not wait)."""

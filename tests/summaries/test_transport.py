@@ -265,6 +265,26 @@ def test_a_refused_document_is_a_dead_letter_and_a_retry_ends_sent(make_app, rec
     assert again.json["requeued"] is False
 
 
+def test_a_dead_letter_is_not_retried_after_consent_was_withdrawn(make_app, receivers):
+    receiver = receivers()
+    app = make_app(referrer_table("dr-ref", "prac-0003", receiver.url))
+    client, admin, clinic = app.test_client(), headers_for(app, "admin"), headers_for(app, "clinic")
+    body = series_batch()
+    post_batch(client, clinic, body)
+    receiver.fail_next(1, 400)
+    run_jobs(app, "dr-ref")
+    assert [e.state for e in ledger(app)] == ["dead"]
+    patient = {**body["patients"][0], "consent": {"share_with_referrer": False}}
+    put(client, clinic, "patients", patient)
+    before = len(receiver.requests)
+    (letter,) = client.get("/admin/api/dead-letters", headers=admin).json["dead_letters"]
+    refused = client.post(f"/admin/api/dead-letters/{letter['id']}/retry", headers=admin)
+    assert refused.status_code == 409 and "consent does not allow" in refused.get_data(as_text=True)
+    run_jobs(app, "dr-ref")
+    assert created(receiver, "Bundle") == [] and len(receiver.requests) == before
+    assert client.get("/admin/api/dead-letters", headers=admin).json["dead_letters"][0]["status"] == "dead"
+
+
 def test_a_superseded_dead_version_is_not_retried(make_app, receivers):
     receiver = receivers()
     app = make_app(referrer_table("dr-ref", "prac-0003", receiver.url))
