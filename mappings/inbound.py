@@ -16,6 +16,7 @@ clinic's own, so they are validated and stored the same way. Contract: /work/sha
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -25,6 +26,11 @@ from mappings.errors import MappingError
 
 DEMOGRAPHIC_FIELDS = ("given", "family", "birth_date", "sex", "phone", "email", "address", "language")
 ACTIVE_REFERRAL = "active"
+
+
+# FHIR R4 id and resource type grammars: anything else in a pulled reference is never followed.
+_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+_TYPE = re.compile(r"[A-Z][A-Za-z]{1,63}")
 
 
 class InboundError(MappingError):
@@ -55,9 +61,9 @@ def relative_reference(reference: object, base_url: str) -> tuple[str, str] | No
             return None  # on another server: never followed
         ref = ref[len(base_url.rstrip("/")) + 1 :]
     parts = ref.split("/")
-    if len(parts) == 2 and parts[0].isalpha() and parts[1]:
-        return parts[0], parts[1]
-    if len(parts) == 4 and parts[2] == "_history":
+    if len(parts) not in (2, 4) or (len(parts) == 4 and parts[2] != "_history"):
+        return None
+    if _TYPE.fullmatch(parts[0]) and _ID.fullmatch(parts[1]) and parts[1] not in (".", ".."):
         return parts[0], parts[1]
     return None
 

@@ -122,6 +122,13 @@ class Puller:
             except PullError as exc:
                 report.counts["failed_types"] += 1
                 report.error(resource_type=resource_type, error=str(exc))
+            except Exception as exc:  # one type's failure must not keep the others from being pulled
+                log.error(  # the type only: a message could quote the EHR's data
+                    "pull of a resource type failed",
+                    extra={"resource_type": resource_type, "error": type(exc).__name__},
+                )
+                report.counts["failed_types"] += 1
+                report.error(resource_type=resource_type, error=f"unexpected {type(exc).__name__}")
         return report
 
     def pull_type(self, resource_type: str, facts: dict[str, Any], report: PullReport) -> None:

@@ -91,7 +91,7 @@ class PageResolver:
             else:
                 try:
                     item.pairs.append(("patient", inbound.merge_demographics(known[mrn], resource)))
-                except InboundError as exc:
+                except _MALFORMED as exc:
                     _reject(item, exc)
 
     # --- ServiceRequest ------------------------------------------------------------------------
@@ -135,7 +135,7 @@ class PageResolver:
                 record = inbound.referral_record(
                     sr, destination=self.destination.name, patient_id=mrn, practitioner_id=pid
                 )
-            except InboundError as exc:
+            except _MALFORMED as exc:
                 _reject(item, exc)
                 continue
             item.pairs.append(("referral", record))
@@ -149,7 +149,7 @@ class PageResolver:
                     item.pairs.insert(
                         0, ("practitioner", inbound.practitioner_record(practitioners[pid], self.ctx))
                     )
-                except InboundError as exc:
+                except _MALFORMED as exc:
                     item.pairs.clear()
                     _reject(item, exc)
 
@@ -167,5 +167,12 @@ def _skip(item: Item, reason: str) -> None:
     item.state, item.reason = SKIPPED, reason
 
 
-def _reject(item: Item, exc: InboundError) -> None:
+# A pulled resource is untrusted input: a wrong shape (a string where FHIR has a list, a missing id) is
+# that record's rejection, never an error that stops the pull of everything after it.
+_MALFORMED = (InboundError, KeyError, TypeError, AttributeError, ValueError)
+
+
+def _reject(item: Item, exc: Exception) -> None:
+    if not isinstance(exc, InboundError):
+        exc = InboundError("resource", "malformed", "the resource does not have the shape FHIR R4 gives it")
     item.state, item.reason, item.rule, item.path = QUARANTINED, exc.message, exc.rule, exc.path

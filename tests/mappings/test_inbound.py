@@ -179,3 +179,8 @@ def test_clinic_id_by_our_identifier_system(ctx):
     }
     assert inbound.clinic_id(patient, ctx, "patient") == "MRN-1"
     assert inbound.clinic_id({"identifier": []}, ctx, "patient") is None
+
+
+def test_relative_reference_refuses_ids_outside_the_fhir_grammar():
+    for ref in ("Practitioner/..", "Patient/.", "Patient/x#f", "Patient/a/b", "patient/1", "Patient/" + "a" * 65):
+        assert inbound.relative_reference({"reference": ref}, EHR) is None, ref

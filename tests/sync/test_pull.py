@@ -262,10 +262,13 @@ def test_crash_between_page_store_and_watermark_skips_nothing(app, db, receiver,
         receiver.ehr.put(service_request(f"sr-{n}"), T0 + timedelta(seconds=n))
     dest = destination(receiver, demographics=False, page_size=2)
 
-    def crash(_type):
-        raise RuntimeError("worker killed")
+    class WorkerKilled(BaseException):  # a kill is not an error the pull could catch
+        pass
 
-    with pytest.raises(RuntimeError):
+    def crash(_type):
+        raise WorkerKilled
+
+    with pytest.raises(WorkerKilled):
         pull(app, dest, fault=crash)
     with db.reader() as conn:
         assert PullStateRepository(conn).watermark("test-ehr", "ServiceRequest") is None
@@ -286,3 +289,25 @@ def test_full_pull_looks_again_at_everything(app, db, receiver, world):
     pull(app, dest)
     result = pull(app, dest, full=True)
     assert result["counts"]["unchanged"] == 1 and result["counts"].get("already_applied", 0) == 0
+
+
+def test_malformed_ehr_resources_are_rejected_one_by_one_and_the_pull_goes_on(app, db, ctx, receiver, world):
+    """Untrusted shapes (a number where FHIR has a list, a reference to `..`) reject that record only."""
+    ehr = receiver.ehr
+    broken = ehr_patient(ctx, "ehr-p1", world["mrns"][0], family="Ironvale")
+    broken["telecom"] = 5
+    ehr.put(broken, T0 + timedelta(seconds=1))
+    dots = service_request("sr-dots")
+    dots["requester"] = {"reference": "Practitioner/.."}
+    ehr.put(dots, T0 + timedelta(seconds=2))
+    ehr.put(service_request("sr-1"), T0 + timedelta(seconds=3))
+    dest = destination(receiver)
+
+    result = pull(app, dest)
+    assert result["state"] == "done", result
+    assert result["counts"].get("failed_types", 0) == 0
+    problems = {e["resource"]: e for e in result["errors"]}
+    assert problems["Patient/ehr-p1"]["rule"] == "malformed"
+    assert "ServiceRequest/sr-dots" in problems and referral(db, "sr-dots") is None
+    assert referral(db, "sr-1") is not None
+    assert pull(app, dest)["state"] == "done"  # and the next run is not stuck on them either
