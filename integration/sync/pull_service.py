@@ -8,9 +8,7 @@ reference, rule and reason, for admins (`GET /admin/api/syncs/<run_id>`).
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import threading
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,7 +17,7 @@ from integration.store.db import Database
 from integration.sync.client import FhirClient
 from integration.sync.destinations import Destination
 from integration.sync.pull import Puller
-from integration.sync.runs import DONE, FAILED, PULL, RunRepository
+from integration.sync.runs import DONE, FAILED, PULL, RunRepository, execute_in_background, execute_now
 from mappings import MappingContext
 
 log = logging.getLogger(__name__)
@@ -81,12 +79,11 @@ def run_now(
 ) -> dict[str, Any]:
     """Start and execute a pull in this thread (scheduler jobs); returns the run, or the running one."""
     run, created = start(db, destination, options, triggered_by)
-    if created:
-        with contextlib.suppress(Exception):  # recorded on the run and logged by execute
-            execute(db, settings, ctx, destination, run["run_id"], options, triggered_by)
-        with db.reader() as conn:
-            run = RunRepository(conn).get(run["run_id"]) or run
-    return run
+
+    def work(run_id: str) -> object:
+        return execute(db, settings, ctx, destination, run_id, options, triggered_by)
+
+    return execute_now(db, run, created, work)
 
 
 def run_in_background(
@@ -99,11 +96,8 @@ def run_in_background(
 ) -> tuple[dict[str, Any], bool]:
     """Start a pull and execute it on a daemon thread (admin triggers answer 202 at once)."""
     run, created = start(db, destination, options, triggered_by)
-    if created:
 
-        def _work() -> None:
-            with contextlib.suppress(Exception):
-                execute(db, settings, ctx, destination, run["run_id"], options, triggered_by)
+    def work(run_id: str) -> object:
+        return execute(db, settings, ctx, destination, run_id, options, triggered_by)
 
-        threading.Thread(target=_work, name=f"pull-{destination.name}", daemon=True).start()
-    return run, created
+    return execute_in_background(run, created, work, f"pull-{destination.name}")

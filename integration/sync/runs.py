@@ -7,7 +7,10 @@ whose worker died stops heart-beating and is marked abandoned by the next start.
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -15,6 +18,7 @@ import orjson
 from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from integration.store.db import Database
 from integration.store.schema import sync_run
 
 RUNNING, DONE, FAILED, ABANDONED = "running", "done", "failed", "abandoned"
@@ -122,3 +126,30 @@ class RunRepository:
                 finished_at=now,
             )
         )
+
+
+Work = Callable[[str], object]  # executes the run with this id; records its own end on the run
+
+
+def execute_now(db: Database, run: dict[str, Any], created: bool, work: Work) -> dict[str, Any]:
+    """Execute a just-started run in this thread (scheduler jobs): the run as it ended, or the running one."""
+    if created:
+        with contextlib.suppress(Exception):  # recorded on the run and logged by the work
+            work(run["run_id"])
+        with db.reader() as conn:
+            run = RunRepository(conn).get(run["run_id"]) or run
+    return run
+
+
+def execute_in_background(
+    run: dict[str, Any], created: bool, work: Work, thread_name: str
+) -> tuple[dict[str, Any], bool]:
+    """Execute a just-started run on a daemon thread (admin triggers answer 202 at once)."""
+    if created:
+
+        def _work() -> None:
+            with contextlib.suppress(Exception):  # recorded on the run and logged by the work
+                work(run["run_id"])
+
+        threading.Thread(target=_work, name=thread_name, daemon=True).start()
+    return run, created

@@ -6,9 +6,7 @@ sent now (pending outbox rows and changes past the cursor) and sends nothing, ch
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import threading
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -25,7 +23,7 @@ from integration.sync.destinations import Destination
 from integration.sync.engine import Counts, DeliveryEngine
 from integration.sync.feed import FeedReport, advance, offer_all, writes_for
 from integration.sync.outbox import OutboxItem
-from integration.sync.runs import DONE, FAILED, RunRepository
+from integration.sync.runs import DONE, FAILED, RunRepository, execute_in_background, execute_now
 from integration.sync.state import StateRepository
 
 log = logging.getLogger(__name__)
@@ -118,12 +116,7 @@ def run_now(
 ) -> dict[str, Any]:
     """Start and execute a run in this thread (scheduler jobs); returns the run, or the running one."""
     run, created = start(db, destination, options, triggered_by)
-    if created:
-        with contextlib.suppress(Exception):  # recorded on the run and logged by execute
-            execute(db, settings, destination, run["run_id"], options)
-        with db.reader() as conn:
-            run = RunRepository(conn).get(run["run_id"]) or run
-    return run
+    return execute_now(db, run, created, lambda run_id: execute(db, settings, destination, run_id, options))
 
 
 def run_in_background(
@@ -135,14 +128,11 @@ def run_in_background(
 ) -> tuple[dict[str, Any], bool]:
     """Start a run and execute it on a daemon thread (admin triggers answer 202 at once)."""
     run, created = start(db, destination, options, triggered_by)
-    if created:
 
-        def _work() -> None:
-            with contextlib.suppress(Exception):  # recorded on the run and logged by execute
-                execute(db, settings, destination, run["run_id"], options)
+    def work(run_id: str) -> object:
+        return execute(db, settings, destination, run_id, options)
 
-        threading.Thread(target=_work, name=f"sync-{destination.name}", daemon=True).start()
-    return run, created
+    return execute_in_background(run, created, work, f"sync-{destination.name}")
 
 
 def dry_run(
