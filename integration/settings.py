@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import MISSING, dataclass, field, fields, replace
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_type_hints
 
@@ -78,9 +78,10 @@ class Settings:
     )
     public_base_url: str = setting(
         "HORIZON_PUBLIC_BASE_URL",
-        "http://127.0.0.1:8000",
+        "",
         "The service's public root URL as clients see it. The SMART token URL ({base}/auth/token) is built "
-        "from it, and client assertions must name that URL as `aud`; the Host header is never trusted.",
+        "from it, and client assertions must name that URL as `aud`; the Host header is never trusted. "
+        "Empty: http://{host}:{port}, right for `make run` on any PORT; set it behind a proxy or TLS.",
     )
     smart_jwks_url_allowlist: str = setting(
         "HORIZON_SMART_JWKS_URL_ALLOWLIST",
@@ -154,6 +155,11 @@ class Settings:
         "a missing file means no destinations. Validated when the app starts.",
     )
 
+    def __post_init__(self) -> None:
+        if not self.public_base_url:
+            host = f"[{self.host}]" if ":" in self.host else self.host
+            object.__setattr__(self, "public_base_url", f"http://{host}:{self.port}")
+
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         """Build settings from defaults, the config file, the environment and explicit overrides."""
@@ -171,7 +177,7 @@ class Settings:
             if raw is not None and raw != "":
                 values[f.name] = _coerce(f.name, hints[f.name], raw)
         values.update(overrides)
-        return replace(cls(), **values)
+        return cls(**values)
 
     def describe(self) -> list[dict[str, Any]]:
         """The settings table (for the README and logs), with secret values masked."""

@@ -58,3 +58,10 @@ def test_describe_hides_database_password():
     assert "s3cret" not in str(shown)
     assert shown["database_url"] == "postgresql+psycopg://app:***@db:5432/x"
     assert redact_url("sqlite:///var/horizon.db") == "sqlite:///var/horizon.db"
+
+
+def test_public_base_url_follows_host_and_port_unless_set():
+    assert Settings.load(environ={"PORT": "8123"}).public_base_url == "http://127.0.0.1:8123"
+    assert Settings.load(environ={"HOST": "::1", "PORT": "8124"}).public_base_url == "http://[::1]:8124"
+    given = Settings.load(environ={"PORT": "8123", "HORIZON_PUBLIC_BASE_URL": "https://h.example.org"})
+    assert given.public_base_url == "https://h.example.org"
