@@ -147,6 +147,14 @@ class Settings:
         "written waits for the next poll).",
     )
 
+    sync_stale_run_seconds: int = setting(
+        "HORIZON_SYNC_STALE_RUN_SECONDS",
+        300,
+        "Seconds without a heartbeat after which a running sync or pull run counts as dead (its worker "
+        "crashed) and the next trigger starts a new one. A live run heartbeats after every batch (push) "
+        "or request (pull), each bounded by the destination's lane lease, so the bound used is never below "
+        "twice that lease (default lease: connect + 2 x read timeout + 30 s, i.e. 95 s).",
+    )
     destinations_file: str = setting(
         "HORIZON_DESTINATIONS",
         "config/destinations.toml",

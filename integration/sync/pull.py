@@ -35,6 +35,7 @@ from integration.sync.pull_records import (
     PageResolver,
 )
 from integration.sync.pull_state import PullStateRepository
+from integration.sync.runs import RunRepository
 from integration.sync.state import StateRepository
 from mappings import MappingContext
 
@@ -83,6 +84,7 @@ class Puller:
         ctx: MappingContext,
         actor: str | None = None,
         fault: Any = None,
+        run_id: str | None = None,
     ) -> None:
         assert destination.pull is not None
         self.db, self.client, self.destination, self.ctx = db, client, destination, ctx
@@ -90,6 +92,7 @@ class Puller:
         self.actor = actor
         self.resolver = PageResolver(db, client, destination, ctx)
         self.fault = fault  # tests: called between storing a page and moving its watermark
+        self.run_id = run_id  # heart-beaten with every page, so a long pull never looks dead
 
     # --- mode ------------------------------------------------------------------------------------
     def facts(self) -> dict[str, Any]:
@@ -192,6 +195,8 @@ class Puller:
             repo = PullStateRepository(conn)
             repo.mark_seen(self.destination.name, resource_type, seen, now)
             repo.advance(self.destination.name, resource_type, watermark, mode, now)
+            if self.run_id:
+                RunRepository(conn).touch(self.run_id, now)
 
     def _get(self, path: str) -> dict[str, Any]:
         answer = self.client.request("GET", path)

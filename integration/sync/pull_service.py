@@ -21,19 +21,23 @@ from integration.sync.runs import DONE, FAILED, PULL, RunRepository, execute_in_
 from mappings import MappingContext
 
 log = logging.getLogger(__name__)
-STALE_RUN_SECONDS = 900
 
 
 def start(
-    db: Database, destination: Destination, options: dict[str, Any], triggered_by: str | None
+    db: Database,
+    settings: Settings,
+    destination: Destination,
+    options: dict[str, Any],
+    triggered_by: str | None,
 ) -> tuple[dict[str, Any], bool]:
+    stale = destination.stale_run_seconds(settings.sync_stale_run_seconds)
     with db.writer() as conn:
         return RunRepository(conn).start(
             destination.name,
             {**options, "pull": True},
             triggered_by,
             datetime.now(UTC),
-            STALE_RUN_SECONDS,
+            stale,
             active=destination.name + PULL,
         )
 
@@ -52,7 +56,7 @@ def execute(
     client = FhirClient(destination, settings)
     state, counts, errors = FAILED, {}, []
     try:
-        report = Puller(db, client, destination, ctx, actor=triggered_by, fault=fault).run(
+        report = Puller(db, client, destination, ctx, actor=triggered_by, fault=fault, run_id=run_id).run(
             full=bool(options.get("full"))
         )
         counts, errors = dict(report.counts), report.errors
@@ -78,7 +82,7 @@ def run_now(
     triggered_by: str | None,
 ) -> dict[str, Any]:
     """Start and execute a pull in this thread (scheduler jobs); returns the run, or the running one."""
-    run, created = start(db, destination, options, triggered_by)
+    run, created = start(db, settings, destination, options, triggered_by)
 
     def work(run_id: str) -> object:
         return execute(db, settings, ctx, destination, run_id, options, triggered_by)
@@ -95,7 +99,7 @@ def run_in_background(
     triggered_by: str | None,
 ) -> tuple[dict[str, Any], bool]:
     """Start a pull and execute it on a daemon thread (admin triggers answer 202 at once)."""
-    run, created = start(db, destination, options, triggered_by)
+    run, created = start(db, settings, destination, options, triggered_by)
 
     def work(run_id: str) -> object:
         return execute(db, settings, ctx, destination, run_id, options, triggered_by)
