@@ -10,6 +10,7 @@ from flask import Flask
 
 from integration.jobs import JobSpec
 from integration.sync import pull_service, service
+from integration.sync.pull_guard import pull_blocked
 
 MISFIRE_GRACE_SECONDS = 300  # a run missed by less than this (leader failover, busy host) still runs once
 
@@ -26,6 +27,9 @@ def sync_destination(app: Flask, name: str) -> dict[str, Any]:
 def pull_destination(app: Flask, name: str) -> dict[str, Any]:
     """Pull from one destination now (or report the pull already running); returns a loggable report."""
     destination = service.configured(app)[name]
+    why = pull_blocked(app.extensions["horizon.db"], destination)
+    if why is not None:  # paused or circuit open: no run at all (it would stop at its first request)
+        return {"destination": name, "skipped": why[1]}
     run = pull_service.run_now(
         app.extensions["horizon.db"],
         app.config["HORIZON_SETTINGS"],

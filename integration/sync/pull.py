@@ -8,6 +8,8 @@ second transaction, are the versions seen recorded and the watermark moved. A cr
 re-reads the page next time, where intake finds every record unchanged: nothing is skipped, nothing
 applied twice. The watermark moves per page only when results come sorted by `_lastUpdated`;
 otherwise once, after the last page. `next` links are followed only under the destination's base URL.
+Every request goes through `pull_guard.GuardedClient` (when the run uses one): a paused destination or
+an open circuit stops the pull (`PullStopped`), and its failures count toward the destination's breaker.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from integration.store.db import Database
 from integration.sync.capabilities import discover
 from integration.sync.client import FhirClient
 from integration.sync.destinations import Destination
+from integration.sync.pull_guard import PullStopped
 from integration.sync.pull_records import (
     QUARANTINED,
     SKIPPED,
@@ -122,6 +125,10 @@ class Puller:
         for resource_type in self.pull.resource_types:
             try:
                 self.pull_type(resource_type, facts, report)
+            except PullStopped as exc:  # paused, or the circuit opened: nothing more this run
+                report.counts["stopped"] += 1
+                report.error(resource_type=resource_type, error=f"pull stopped: {exc}")
+                break
             except PullError as exc:
                 report.counts["failed_types"] += 1
                 report.error(resource_type=resource_type, error=str(exc))

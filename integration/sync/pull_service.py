@@ -4,6 +4,11 @@ A pull run is a `sync_run` row with options `{"pull": true, ...}` whose active k
 destination's name + `~pull`; its counts say what was stored, unchanged, skipped, rejected or
 ignored (unknown patient), and its errors list each rejected or ignored resource by its EHR
 reference, rule and reason, for admins (`GET /admin/api/syncs/<run_id>`).
+
+Pulls honour the destination's pause switch and circuit breaker (see pull_guard.py): the scheduler's
+pull job does not start a run while either holds (`pull_guard.pull_blocked`), the admin trigger
+answers 409, and a run stops at its next request when either starts to hold meanwhile (count
+`stopped`, its reason in the errors).
 """
 
 from __future__ import annotations
@@ -14,9 +19,9 @@ from typing import Any
 
 from integration.settings import Settings
 from integration.store.db import Database
-from integration.sync.client import FhirClient
 from integration.sync.destinations import Destination
 from integration.sync.pull import Puller
+from integration.sync.pull_guard import GuardedClient
 from integration.sync.runs import DONE, FAILED, PULL, RunRepository, execute_in_background, execute_now
 from mappings import MappingContext
 
@@ -53,7 +58,7 @@ def execute(
     fault: Any = None,
 ) -> dict[str, Any]:
     """Pull every configured type; the run ends done (even with rejections) or failed (it could not go on)."""
-    client = FhirClient(destination, settings)
+    client = GuardedClient(db, destination, settings, run_id)
     state, counts, errors = FAILED, {}, []
     try:
         report = Puller(db, client, destination, ctx, actor=triggered_by, fault=fault, run_id=run_id).run(
