@@ -155,6 +155,19 @@ class Settings:
         "or request (pull), each bounded by the destination's lane lease, so the bound used is never below "
         "twice that lease (default lease: connect + 2 x read timeout + 30 s, i.e. 95 s).",
     )
+    sync_sent_retention_days: int = setting(
+        "HORIZON_SYNC_SENT_RETENTION_DAYS",
+        30,
+        "Days a sent outbox row of a superseded resource version is kept; the hourly sync-retention job "
+        "deletes older ones. The row of each resource's current version stays (a full sync would resend "
+        "it otherwise), as do pending and dead rows and other features' request rows. 0: keep all.",
+    )
+    sync_run_retention_days: int = setting(
+        "HORIZON_SYNC_RUN_RETENTION_DAYS",
+        90,
+        "Days a finished sync or pull run is kept; the hourly sync-retention job deletes older ones, "
+        "except each destination's newest run. Running runs stay. 0: keep all.",
+    )
     destinations_file: str = setting(
         "HORIZON_DESTINATIONS",
         "config/destinations.toml",

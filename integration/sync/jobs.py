@@ -1,15 +1,18 @@
 """Scheduler jobs: one sync per enabled EHR destination on its schedule, and one pull per destination with a
-`[destination.pull]` table (on the pull's own schedule, else the destination's); each is a plain run."""
+`[destination.pull]` table (on the pull's own schedule, else the destination's); each is a plain run.
+`purge_history` (job `sync-retention`, hourly, registered in integration/jobs.py) deletes delivery history
+past its retention (retention.py)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
 from flask import Flask
 
 from integration.jobs import JobSpec
-from integration.sync import pull_service, service
+from integration.sync import pull_service, retention, service
 from integration.sync.pull_guard import pull_blocked
 
 MISFIRE_GRACE_SECONDS = 300  # a run missed by less than this (leader failover, busy host) still runs once
@@ -39,6 +42,18 @@ def pull_destination(app: Flask, name: str) -> dict[str, Any]:
         "scheduler",
     )
     return {"destination": name, "run_id": run["run_id"], "state": run["state"], "counts": run["counts"]}
+
+
+def purge_history(app: Flask) -> dict[str, Any]:
+    """Delete sent outbox rows and finished runs past their retention (see retention.py); counts only."""
+    settings = app.config["HORIZON_SETTINGS"]
+    report = retention.purge(
+        app.extensions["horizon.db"],
+        datetime.now(UTC),
+        settings.sync_sent_retention_days,
+        settings.sync_run_retention_days,
+    )
+    return report.as_dict()
 
 
 def sync_jobs(app: Flask) -> list[JobSpec]:
