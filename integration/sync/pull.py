@@ -93,7 +93,7 @@ class Puller:
         self.db, self.client, self.destination, self.ctx = db, client, destination, ctx
         self.pull = destination.pull
         self.actor = actor
-        self.resolver = PageResolver(db, client, destination, ctx)
+        self.resolver = PageResolver(db, client, destination, ctx, actor)
         self.fault = fault  # tests: called between storing a page and moving its watermark
         self.run_id = run_id  # heart-beaten with every page, so a long pull never looks dead
 
