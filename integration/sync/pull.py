@@ -121,7 +121,12 @@ class Puller:
         if full:
             with self.db.writer() as conn:
                 PullStateRepository(conn).reset(self.destination.name)
-        facts = self.facts()
+        try:
+            facts = self.facts()
+        except PullStopped as exc:  # paused, or the circuit open, before anything was read
+            report.counts["stopped"] += 1
+            report.error(error=f"pull stopped: {exc}")
+            return report
         for resource_type in self.pull.resource_types:
             try:
                 self.pull_type(resource_type, facts, report)

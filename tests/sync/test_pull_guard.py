@@ -71,3 +71,12 @@ def test_a_pause_during_a_pull_stops_it_at_the_next_request_keeping_what_was_sto
         StateRepository(conn).set_paused("test-ehr", False)
     rest = pull(app, dest)
     assert rest["counts"]["stored"] == 3
+
+
+def test_a_pull_started_on_a_paused_destination_asks_the_ehr_nothing(app, db, receiver, world):
+    """Even past the job's and the admin's checks (paused in between), not one request goes out."""
+    with db.writer() as conn:
+        StateRepository(conn).set_paused("test-ehr", True)
+    result = pull(app, destination(receiver))
+    assert result["state"] == "done" and result["counts"] == {"stopped": 1, "modes": {}}
+    assert "paused" in result["errors"][0]["error"] and receiver.requests == []
