@@ -71,6 +71,8 @@ class GuardedClient(FhirClient):
         self.db = db
         self.run_id = run_id
         self._beat = time.monotonic()
+        with db.writer() as conn:  # get() creates the state row on first use: then every check only reads
+            StateRepository(conn).get(destination.name)
 
     def request(
         self,
