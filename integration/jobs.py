@@ -110,7 +110,8 @@ def jobs_for(app: Flask) -> list[JobSpec]:
         specs.append(JobSpec("sqlite-checkpoint", checkpoint_sqlite, "interval", {"minutes": 5}))
     # Imported here: the summaries' and sync's jobs modules build on JobSpec above.
     from integration.summaries.jobs import configured_referrers, summary_job_specs
-    from integration.sync.jobs import sync_jobs
+    from integration.sync.jobs import purge_history, sync_jobs
 
+    specs.append(JobSpec("sync-retention", purge_history, "interval", {"hours": 1}))
     specs.extend(summary_job_specs(configured_referrers(app)))
     return specs + sync_jobs(app)

@@ -148,6 +148,27 @@ class Settings:
         "written waits for the next poll).",
     )
 
+    sync_stale_run_seconds: int = setting(
+        "HORIZON_SYNC_STALE_RUN_SECONDS",
+        300,
+        "Seconds without a heartbeat after which a running sync or pull run counts as dead (its worker "
+        "crashed) and the next trigger starts a new one. A live run heartbeats after every batch (push) "
+        "or request (pull), each bounded by the destination's lane lease, so the bound used is never below "
+        "twice that lease (default lease: connect + 2 x read timeout + 30 s, i.e. 95 s).",
+    )
+    sync_sent_retention_days: int = setting(
+        "HORIZON_SYNC_SENT_RETENTION_DAYS",
+        30,
+        "Days a sent outbox row of a superseded resource version is kept; the hourly sync-retention job "
+        "deletes older ones. The row of each resource's current version stays (a full sync would resend "
+        "it otherwise), as do pending and dead rows and other features' request rows. 0: keep all.",
+    )
+    sync_run_retention_days: int = setting(
+        "HORIZON_SYNC_RUN_RETENTION_DAYS",
+        90,
+        "Days a finished sync or pull run is kept; the hourly sync-retention job deletes older ones, "
+        "except each destination's newest run. Running runs stay. 0: keep all.",
+    )
     destinations_file: str = setting(
         "HORIZON_DESTINATIONS",
         "config/destinations.toml",

@@ -43,12 +43,26 @@ class InboundError(MappingError):
 
 def clinic_id(resource: Mapping[str, Any], ctx: MappingContext, kind: str) -> str | None:
     """The clinic id a resource carries as an identifier in the clinic's `{base}/sid/{kind}` system."""
+    found = clinic_ids(resource, ctx, kind)
+    return found[0] if found else None
+
+
+def clinic_ids(resource: Mapping[str, Any], ctx: MappingContext, kind: str) -> list[str]:
+    """Every distinct clinic id a resource carries in the clinic's `{base}/sid/{kind}` system, in order."""
     system = ctx.sid(kind)
     found = resource.get("identifier") or []
-    for ident in [found] if isinstance(found, dict) else found:
-        if isinstance(ident, dict) and ident.get("system") == system and isinstance(ident.get("value"), str):
-            return ident["value"]
-    return None
+    out: list[str] = []
+    for ident in [found] if isinstance(found, dict) else found if isinstance(found, list) else []:
+        value = ident.get("value") if isinstance(ident, dict) and ident.get("system") == system else None
+        if isinstance(value, str) and value not in out:
+            out.append(value)
+    return out
+
+
+def resource_id_of(resource: Mapping[str, Any]) -> str | None:
+    """The resource's id when it follows the FHIR id grammar (it names the resource on its server)."""
+    value = resource.get("id")
+    return value if isinstance(value, str) and _ID.fullmatch(value) and value not in (".", "..") else None
 
 
 def relative_reference(reference: object, base_url: str) -> tuple[str, str] | None:

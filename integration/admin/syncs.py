@@ -4,7 +4,9 @@ A trigger while the destination is already running answers that run (200), never
 new run answers 202 with its id and runs on a background thread. `patient` is a clinic patient id
 (MRN) or `Patient/<FHIR id>`; `full` re-offers every current resource; `dry_run` answers what would be
 sent, built and checked, and sends nothing. `pull: true` starts a pull instead (referrals and
-demographics from destinations with a `[destination.pull]` table; `full` re-reads everything).
+demographics from destinations with a `[destination.pull]` table; `full` re-reads everything); a paused
+destination or one whose circuit is open is not pulled from: 409 when it is the one named (or every
+one is), else it is listed under `skipped` beside the runs started.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from integration.audit import audit
 from integration.auth.api_tokens import require_role
 from integration.http_errors import ApiError
 from integration.sync import pull_service, service
+from integration.sync.pull_guard import pull_blocked
 from integration.sync.runs import RunRepository
 from integration.sync.state import StateRepository
 from mappings.ids import resource_id
@@ -100,8 +103,12 @@ def _pull(body: dict, actor: str | None, entry) -> Response:  # noqa: ANN001
         app.config["HORIZON_SETTINGS"],
         app.extensions["horizon.mapping"],
     )
+    blocked = {d.name: why for d in targets if (why := pull_blocked(db, d)) is not None}
+    if blocked and (body.get("destination") or len(blocked) == len(targets)):
+        code, why = next(iter(blocked.values()))
+        raise ApiError(409, code, why if len(blocked) == 1 else f"no destination can pull now: {why}")
     runs, created_any = [], False
-    for target in targets:
+    for target in (d for d in targets if d.name not in blocked):
         run, created = pull_service.run_in_background(
             db, settings, ctx, target, {"full": bool(body.get("full"))}, actor
         )
@@ -109,6 +116,8 @@ def _pull(body: dict, actor: str | None, entry) -> Response:  # noqa: ANN001
         runs.append({**run, "created": created})
     entry.entity = ",".join(f"SyncRun/{r['run_id']}" for r in runs)[:200]
     body_out = {"run_id": runs[0]["run_id"], "runs": runs} if len(runs) == 1 else {"runs": runs}
+    if blocked:  # the others were started; these were not, and why
+        body_out["skipped"] = [{"destination": n, "reason": why} for n, (_code, why) in blocked.items()]
     return answer(
         body_out, 202 if created_any else 200, {"Location": f"/admin/api/syncs/{runs[0]['run_id']}"}
     )

@@ -546,3 +546,18 @@ sync_pull_seen = Table(
     Column("outcome", String(16), nullable=False),
     Column("seen_at", UtcDateTime(), nullable=False),
 )
+
+# --- EHR patient links (integration/sync/patient_links.py) -----------------------------------------
+
+# Which EHR Patient (by its id on that destination) is which clinic patient (MRN). Made on the first
+# pulled Patient that carries a known clinic MRN; afterwards only that EHR Patient may update that
+# patient's demographics, and it may not claim another MRN (both unique per destination).
+ehr_patient_link = Table(
+    "ehr_patient_link",
+    metadata,
+    Column("destination", String(64), primary_key=True),
+    Column("patient_id", String(64), primary_key=True),
+    Column("ehr_patient_id", String(64), nullable=False),
+    Column("linked_at", UtcDateTime(), nullable=False),
+    UniqueConstraint("destination", "ehr_patient_id"),
+)

@@ -149,7 +149,7 @@ def deliver(
     if problem is not None:
         log.warning("summary delivery held: webhook secret missing", extra={"destination": name})
         return {**report, "error": problem}
-    run, created = service.start(db, destination, {"summaries": True}, triggered_by)
+    run, created = service.start(db, settings, destination, {"summaries": True}, triggered_by)
     report["run_id"] = run["run_id"]
     if created:
         counts, state = Counts(), FAILED

@@ -93,6 +93,7 @@ class Destination:
     batch_size: int = 100
     connect_timeout: float = 5.0
     read_timeout: float = 30.0
+    lane_lease: float | None = None  # None: derived from the timeouts (see lease_seconds)
     retry: RetryPolicy = RetryPolicy()
     breaker: BreakerPolicy = BreakerPolicy()
     pull: PullConfig | None = None  # what to pull from this EHR (referrals, demographics); None: nothing
@@ -100,6 +101,20 @@ class Destination:
     @property
     def origin(self) -> str:
         return origin_of(self.base_url)
+
+    @property
+    def lease_seconds(self) -> float:
+        """How long a worker holds the lanes it claimed: one exchange (connect + read, replayed once
+        after a 401) must fit in it, or another worker could take the lane while it is still sending."""
+        if self.lane_lease is not None:
+            return self.lane_lease
+        return self.connect_timeout + 2 * self.read_timeout + 30
+
+    def stale_run_seconds(self, floor: float) -> float:
+        """After how long without a heartbeat a run of this destination counts as dead: never below
+        twice the lane lease, since a live run heartbeats at least once per batch (push) or request
+        (pull), each bounded by the lease, plus the database work around it."""
+        return max(float(floor), 2 * self.lease_seconds)
 
     @property
     def delivers(self) -> bool:
@@ -267,7 +282,18 @@ class _Reader:
         types = self.get(self.entry, "resource_types", list, [], "resource_types")
         if not all(isinstance(t, str) and re.fullmatch(r"[A-Z][A-Za-z]{1,63}", t) for t in types):
             raise self.fail("resource_types", "must be a list of FHIR resource type names")
-        timeouts = self.table("timeouts", {"connect_seconds", "read_seconds"})
+        timeouts = self.table("timeouts", {"connect_seconds", "read_seconds", "lease_seconds"})
+        connect = float(self.positive(timeouts, "connect_seconds", 5, "timeouts.connect_seconds"))
+        read = float(self.positive(timeouts, "read_seconds", 30, "timeouts.read_seconds"))
+        lease = None
+        if "lease_seconds" in timeouts:
+            lease = float(self.positive(timeouts, "lease_seconds", 1, "timeouts.lease_seconds"))
+            if lease < connect + 2 * read:
+                raise self.fail(
+                    "timeouts.lease_seconds",
+                    f"must be at least connect_seconds + 2 x read_seconds ({connect + 2 * read:g}): "
+                    "a write with a token refresh may take that long, and must not outlive its lease",
+                )
         return Destination(
             name=name,
             kind=self.choice("kind", KINDS, None),
@@ -281,8 +307,9 @@ class _Reader:
             write_mode=self.choice("write_mode", WRITE_MODES, "auto"),
             write_by=self.choice("write_by", WRITE_BY, "id"),
             batch_size=batch_size,
-            connect_timeout=float(self.positive(timeouts, "connect_seconds", 5, "timeouts.connect_seconds")),
-            read_timeout=float(self.positive(timeouts, "read_seconds", 30, "timeouts.read_seconds")),
+            connect_timeout=connect,
+            read_timeout=read,
+            lane_lease=lease,
             retry=self.retry(),
             breaker=self.breaker(),
             pull=pull_config.read(self),

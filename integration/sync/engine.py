@@ -65,7 +65,7 @@ class DeliveryEngine:
         self.destination = destination
         self.client = client or FhirClient(destination, settings)
         self.holder = uuid.uuid4().hex
-        self.lease_seconds = lease_seconds or destination.connect_timeout + 2 * destination.read_timeout + 30
+        self.lease_seconds = lease_seconds or destination.lease_seconds
         self.rng = rng or random.Random()  # noqa: S311 - jitter, not security
         self.after_send = after_send  # test hook: runs between send and recording (crash tests)
         self.sender = Sender(

@@ -24,6 +24,7 @@ from integration.store.schema import (
 )
 from integration.sync.destinations import Destination
 from integration.sync.outbox import OutboxRepository, OutboxWrite
+from integration.sync.runs import RunRepository
 from integration.sync.state import StateRepository
 
 CHUNK = 2000
@@ -111,6 +112,8 @@ def advance(
             report.enqueued += added
             report.unchanged += unchanged
             StateRepository(conn).set_cursor(destination.name, int(rows[-1]["seq"]))  # type: ignore[call-overload]
+            if run_id:  # a long backlog takes many chunks: the run is alive meanwhile
+                RunRepository(conn).touch(run_id, datetime.now(UTC))
         if len(rows) < CHUNK:
             return report
     return report
@@ -146,5 +149,7 @@ def offer_all(
             report.enqueued += added
             report.unchanged += unchanged
             after = (str(rows[-1]["resource_type"]), str(rows[-1]["resource_id"]))
+            if run_id:
+                RunRepository(conn).touch(run_id, datetime.now(UTC))
         if len(rows) < CHUNK:
             return report

@@ -8,6 +8,8 @@ second transaction, are the versions seen recorded and the watermark moved. A cr
 re-reads the page next time, where intake finds every record unchanged: nothing is skipped, nothing
 applied twice. The watermark moves per page only when results come sorted by `_lastUpdated`;
 otherwise once, after the last page. `next` links are followed only under the destination's base URL.
+Every request goes through `pull_guard.GuardedClient` (when the run uses one): a paused destination or
+an open circuit stops the pull (`PullStopped`), and its failures count toward the destination's breaker.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from integration.store.db import Database
 from integration.sync.capabilities import discover
 from integration.sync.client import FhirClient
 from integration.sync.destinations import Destination
+from integration.sync.pull_guard import PullStopped
 from integration.sync.pull_records import (
     QUARANTINED,
     SKIPPED,
@@ -35,6 +38,7 @@ from integration.sync.pull_records import (
     PageResolver,
 )
 from integration.sync.pull_state import PullStateRepository
+from integration.sync.runs import RunRepository
 from integration.sync.state import StateRepository
 from mappings import MappingContext
 
@@ -83,13 +87,15 @@ class Puller:
         ctx: MappingContext,
         actor: str | None = None,
         fault: Any = None,
+        run_id: str | None = None,
     ) -> None:
         assert destination.pull is not None
         self.db, self.client, self.destination, self.ctx = db, client, destination, ctx
         self.pull = destination.pull
         self.actor = actor
-        self.resolver = PageResolver(db, client, destination, ctx)
+        self.resolver = PageResolver(db, client, destination, ctx, actor)
         self.fault = fault  # tests: called between storing a page and moving its watermark
+        self.run_id = run_id  # heart-beaten with every page, so a long pull never looks dead
 
     # --- mode ------------------------------------------------------------------------------------
     def facts(self) -> dict[str, Any]:
@@ -115,10 +121,19 @@ class Puller:
         if full:
             with self.db.writer() as conn:
                 PullStateRepository(conn).reset(self.destination.name)
-        facts = self.facts()
+        try:
+            facts = self.facts()
+        except PullStopped as exc:  # paused, or the circuit open, before anything was read
+            report.counts["stopped"] += 1
+            report.error(error=f"pull stopped: {exc}")
+            return report
         for resource_type in self.pull.resource_types:
             try:
                 self.pull_type(resource_type, facts, report)
+            except PullStopped as exc:  # paused, or the circuit opened: nothing more this run
+                report.counts["stopped"] += 1
+                report.error(resource_type=resource_type, error=f"pull stopped: {exc}")
+                break
             except PullError as exc:
                 report.counts["failed_types"] += 1
                 report.error(resource_type=resource_type, error=str(exc))
@@ -192,6 +207,8 @@ class Puller:
             repo = PullStateRepository(conn)
             repo.mark_seen(self.destination.name, resource_type, seen, now)
             repo.advance(self.destination.name, resource_type, watermark, mode, now)
+            if self.run_id:
+                RunRepository(conn).touch(self.run_id, now)
 
     def _get(self, path: str) -> dict[str, Any]:
         answer = self.client.request("GET", path)

@@ -3,20 +3,36 @@
 A ServiceRequest's patient is linked by the clinic MRN identifier (on the subject reference, or on
 the EHR's Patient read through the destination's client); a patient the clinic does not know is never
 created, only reported. Its requester becomes a `referrer` practitioner when the clinic lacks one.
-A Patient is merged onto the clinic's current record (demographic fields only).
+A Patient is merged onto the clinic's current record (demographic fields only), and only when it is
+the EHR Patient linked to that clinic patient on this destination (table `ehr_patient_link`):
+
+- it must carry exactly one clinic MRN identifier (`{clinic_base_url}/sid/patient`, our own system:
+  the EHR got it from us) naming a patient the clinic has, and a valid FHIR id;
+- the first such Patient links its EHR id to that MRN (audited `sync.pull.link`); from then on only
+  that EHR Patient may update that patient, and it may not claim another MRN. Another EHR Patient
+  carrying the same MRN (a duplicate registration, a merge gone wrong, or someone else's MRN typed
+  in) is rejected with rule `ehr-patient-link`, listed on the run and audited `sync.pull.reject`,
+  and nothing of the clinic's record changes; so is a linked EHR Patient that now carries another
+  MRN. Two unlinked EHR Patients claiming one MRN in the same page link neither: which one is right
+  is for an admin to decide (re-linking means deleting the row; no endpoint for it yet).
+- A link is made on identifiers alone, before intake judges the demographics: a rejected update
+  does not undo it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
+from integration.store.audit import AuditEntry, AuditRepository
 from integration.store.db import Database
 from integration.store.records import ClinicRecordRepository
 from integration.sync.client import FhirClient
 from integration.sync.destinations import Destination
+from integration.sync.patient_links import PatientLinkRepository
 from mappings import MappingContext, inbound
 from mappings.inbound import InboundError
 
@@ -41,9 +57,15 @@ class PageResolver:
     """Resolves the references of pulled resources; caches EHR reads for the whole run."""
 
     def __init__(
-        self, db: Database, client: FhirClient, destination: Destination, ctx: MappingContext
+        self,
+        db: Database,
+        client: FhirClient,
+        destination: Destination,
+        ctx: MappingContext,
+        actor: str | None = None,
     ) -> None:
         self.db, self.client, self.destination, self.ctx = db, client, destination, ctx
+        self.actor = actor
         self._reads: dict[str, dict[str, Any] | None] = {}
 
     def read(self, reference: object) -> dict[str, Any] | None:
@@ -77,22 +99,70 @@ class PageResolver:
 
     # --- Patient -------------------------------------------------------------------------------
     def patients(self, items: list[tuple[Item, dict[str, Any]]]) -> None:
-        mrns = {i: inbound.clinic_id(r, self.ctx, "patient") for i, (_, r) in enumerate(items)}
-        known = self.current("patient", {m for m in mrns.values() if m})
-        for index, (item, resource) in enumerate(items):
-            mrn = mrns[index]
-            if mrn is None:
+        candidates: list[tuple[Item, dict[str, Any], str, str]] = []
+        mrns = [inbound.clinic_ids(r, self.ctx, "patient") for _, r in items]
+        known = self.current("patient", {m[0] for m in mrns if len(m) == 1})
+        for (item, resource), carried in zip(items, mrns, strict=True):
+            ehr_id = inbound.resource_id_of(resource)
+            if not carried:
                 _skip(item, "carries no clinic MRN identifier")
-            elif mrn not in known:
+            elif ehr_id is None:
+                _reject(item, InboundError("Patient.id", "malformed", "must be a FHIR id"))
+            elif len(carried) > 1:
+                _reject(item, _link_error("carries more than one clinic MRN; which patient it is is unclear"))
+            elif carried[0] not in known:
                 item.state, item.reason = (
                     UNKNOWN_PATIENT,
                     "clinic MRN not known here (patients are never created from an EHR)",
                 )
             else:
-                try:
-                    item.pairs.append(("patient", inbound.merge_demographics(known[mrn], resource)))
-                except _MALFORMED as exc:
-                    _reject(item, exc)
+                candidates.append((item, resource, carried[0], ehr_id))
+        for item, resource, mrn in self._linked(candidates):
+            try:
+                item.pairs.append(("patient", inbound.merge_demographics(known[mrn], resource)))
+            except _MALFORMED as exc:
+                _reject(item, exc)
+
+    def _linked(
+        self, candidates: list[tuple[Item, dict[str, Any], str, str]]
+    ) -> list[tuple[Item, dict[str, Any], str]]:
+        """Those whose EHR Patient is (or now becomes) the one linked to their MRN; the rest are rejected."""
+        if not candidates:
+            return []
+        claims: dict[str, set[str]] = {}
+        for _, _, mrn, ehr_id in candidates:
+            claims.setdefault(mrn, set()).add(ehr_id)
+        name, now = self.destination.name, datetime.now(UTC)
+        out = []
+        with self.db.writer() as conn:
+            links = PatientLinkRepository(conn)
+            by_mrn, by_ehr = links.find(name, claims, (c[3] for c in candidates))
+            for item, resource, mrn, ehr_id in candidates:
+                linked = by_mrn.get(mrn)
+                if linked == ehr_id:
+                    out.append((item, resource, mrn))
+                elif ehr_id in by_ehr:
+                    _reject(item, _link_error("this EHR Patient is linked to another clinic patient"))
+                elif linked is not None:
+                    _reject(item, _link_error("its clinic MRN is linked to another EHR Patient here"))
+                elif len(claims[mrn]) > 1:
+                    _reject(item, _link_error("several EHR Patients claim its clinic MRN; none is linked"))
+                elif links.link(name, mrn, ehr_id, now):
+                    by_mrn[mrn], by_ehr[ehr_id] = ehr_id, mrn
+                    AuditRepository(conn).record(
+                        AuditEntry(
+                            action="sync.pull.link",
+                            outcome=201,
+                            actor=self.actor,
+                            role="system",
+                            patient_id=mrn,
+                            entity=f"{name}/Patient/{ehr_id}"[:200],
+                        )
+                    )
+                    out.append((item, resource, mrn))
+                else:  # linked by another pull meanwhile (one pull per destination runs at a time)
+                    _reject(item, _link_error("its clinic MRN was linked meanwhile by another pull"))
+        return out
 
     # --- ServiceRequest ------------------------------------------------------------------------
     def referrals(self, items: list[tuple[Item, dict[str, Any]]]) -> None:
@@ -161,6 +231,10 @@ class PageResolver:
                 return ident["value"]
         patient = self.read(subject)
         return inbound.clinic_id(patient, self.ctx, "patient") if patient else None
+
+
+def _link_error(message: str) -> InboundError:
+    return InboundError("Patient.identifier", "ehr-patient-link", message)
 
 
 def _skip(item: Item, reason: str) -> None:

@@ -4,6 +4,11 @@ A pull run is a `sync_run` row with options `{"pull": true, ...}` whose active k
 destination's name + `~pull`; its counts say what was stored, unchanged, skipped, rejected or
 ignored (unknown patient), and its errors list each rejected or ignored resource by its EHR
 reference, rule and reason, for admins (`GET /admin/api/syncs/<run_id>`).
+
+Pulls honour the destination's pause switch and circuit breaker (see pull_guard.py): the scheduler's
+pull job does not start a run while either holds (`pull_guard.pull_blocked`), the admin trigger
+answers 409, and a run stops at its next request when either starts to hold meanwhile (count
+`stopped`, its reason in the errors).
 """
 
 from __future__ import annotations
@@ -14,26 +19,30 @@ from typing import Any
 
 from integration.settings import Settings
 from integration.store.db import Database
-from integration.sync.client import FhirClient
 from integration.sync.destinations import Destination
 from integration.sync.pull import Puller
+from integration.sync.pull_guard import GuardedClient
 from integration.sync.runs import DONE, FAILED, PULL, RunRepository, execute_in_background, execute_now
 from mappings import MappingContext
 
 log = logging.getLogger(__name__)
-STALE_RUN_SECONDS = 900
 
 
 def start(
-    db: Database, destination: Destination, options: dict[str, Any], triggered_by: str | None
+    db: Database,
+    settings: Settings,
+    destination: Destination,
+    options: dict[str, Any],
+    triggered_by: str | None,
 ) -> tuple[dict[str, Any], bool]:
+    stale = destination.stale_run_seconds(settings.sync_stale_run_seconds)
     with db.writer() as conn:
         return RunRepository(conn).start(
             destination.name,
             {**options, "pull": True},
             triggered_by,
             datetime.now(UTC),
-            STALE_RUN_SECONDS,
+            stale,
             active=destination.name + PULL,
         )
 
@@ -49,10 +58,10 @@ def execute(
     fault: Any = None,
 ) -> dict[str, Any]:
     """Pull every configured type; the run ends done (even with rejections) or failed (it could not go on)."""
-    client = FhirClient(destination, settings)
+    client = GuardedClient(db, destination, settings, run_id)
     state, counts, errors = FAILED, {}, []
     try:
-        report = Puller(db, client, destination, ctx, actor=triggered_by, fault=fault).run(
+        report = Puller(db, client, destination, ctx, actor=triggered_by, fault=fault, run_id=run_id).run(
             full=bool(options.get("full"))
         )
         counts, errors = dict(report.counts), report.errors
@@ -78,7 +87,7 @@ def run_now(
     triggered_by: str | None,
 ) -> dict[str, Any]:
     """Start and execute a pull in this thread (scheduler jobs); returns the run, or the running one."""
-    run, created = start(db, destination, options, triggered_by)
+    run, created = start(db, settings, destination, options, triggered_by)
 
     def work(run_id: str) -> object:
         return execute(db, settings, ctx, destination, run_id, options, triggered_by)
@@ -95,7 +104,7 @@ def run_in_background(
     triggered_by: str | None,
 ) -> tuple[dict[str, Any], bool]:
     """Start a pull and execute it on a daemon thread (admin triggers answer 202 at once)."""
-    run, created = start(db, destination, options, triggered_by)
+    run, created = start(db, settings, destination, options, triggered_by)
 
     def work(run_id: str) -> object:
         return execute(db, settings, ctx, destination, run_id, options, triggered_by)

@@ -2,7 +2,10 @@
 
 `active_destination` holds the destination's name only while a run is running; its unique
 constraint makes a concurrent second start fail, and the caller gets the running run instead. A run
-whose worker died stops heart-beating and is marked abandoned by the next start.
+whose worker died stops heart-beating and is marked abandoned by the next start once its heartbeat is
+older than `Destination.stale_run_seconds` (setting `sync_stale_run_seconds`, never below twice the
+destination's lane lease). Live runs heartbeat after every delivered batch, every change-feed chunk
+moved and every pull request, so that bound is never reached by a run that is only slow.
 """
 
 from __future__ import annotations
@@ -109,6 +112,14 @@ class RunRepository:
                 errors=orjson.dumps(errors[-MAX_ERRORS:]).decode(),
                 heartbeat_at=now,
             )
+        )
+
+    def touch(self, run_id: str, now: datetime) -> None:
+        """Heartbeat only (counts unchanged): a live run doing long work between batches says so."""
+        self._conn.execute(
+            update(sync_run)
+            .where(sync_run.c.run_id == run_id, sync_run.c.state == RUNNING)
+            .values(heartbeat_at=now)
         )
 
     def finish(

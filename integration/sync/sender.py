@@ -191,6 +191,10 @@ class Sender:
                 write = writes[item.pk]
                 method, path = bundle.request_of(write, conditional)
                 body, content_type = bundle.body_of(write, conditional), "application/fhir+json"
+            unsendable = self._unsendable(item, path)
+            if unsendable is not None:
+                results.append(unsendable)  # this entry only: the others of the batch go on
+                continue
             answer = self._exchange(method, path, body, content_type, extra)
             if isinstance(answer, str):
                 results.append(Result(item, retry.Verdict.RETRY, None, answer))
@@ -205,6 +209,15 @@ class Sender:
             if results[-1].verdict is retry.Verdict.RETRY:
                 blocked.add(item.lane)
         return results, healthy
+
+    def _unsendable(self, item: OutboxItem, path: str) -> Result | None:
+        """A dead letter when the path cannot make a URL under the destination's base (e.g. an id such as
+        `..`, or a request path naming another origin): no retry can change that, and nothing is sent."""
+        try:
+            self.client.url(path)
+        except ValueError as exc:
+            return Result(item, retry.Verdict.DEAD, None, f"cannot send: {exc}")
+        return None
 
     def _sign(self, item: OutboxItem, body: bytes) -> Mapping[str, str] | Result:
         """The signer's headers now, or a temporary failure (not the partner's: the breaker ignores it)

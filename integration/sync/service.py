@@ -29,7 +29,6 @@ from integration.sync.state import StateRepository
 log = logging.getLogger(__name__)
 EXTENSION = "horizon.destinations"
 REFERRER_TABLES = "horizon.referrer_tables"
-STALE_RUN_SECONDS = 900
 DRY_RUN_LIMIT = 200
 DEAD_LETTER_HOOKS = "horizon.dead_letter_hooks"
 
@@ -64,13 +63,16 @@ def configured(app: Flask) -> dict[str, Destination]:
 
 
 def start(
-    db: Database, destination: Destination, options: dict[str, Any], triggered_by: str | None
+    db: Database,
+    settings: Settings,
+    destination: Destination,
+    options: dict[str, Any],
+    triggered_by: str | None,
 ) -> tuple[dict[str, Any], bool]:
     """Record a new running run, or return the one already running for the destination."""
+    stale = destination.stale_run_seconds(settings.sync_stale_run_seconds)
     with db.writer() as conn:
-        return RunRepository(conn).start(
-            destination.name, options, triggered_by, datetime.now(UTC), STALE_RUN_SECONDS
-        )
+        return RunRepository(conn).start(destination.name, options, triggered_by, datetime.now(UTC), stale)
 
 
 def execute(
@@ -115,7 +117,7 @@ def run_now(
     triggered_by: str | None,
 ) -> dict[str, Any]:
     """Start and execute a run in this thread (scheduler jobs); returns the run, or the running one."""
-    run, created = start(db, destination, options, triggered_by)
+    run, created = start(db, settings, destination, options, triggered_by)
     return execute_now(db, run, created, lambda run_id: execute(db, settings, destination, run_id, options))
 
 
@@ -127,7 +129,7 @@ def run_in_background(
     triggered_by: str | None,
 ) -> tuple[dict[str, Any], bool]:
     """Start a run and execute it on a daemon thread (admin triggers answer 202 at once)."""
-    run, created = start(db, destination, options, triggered_by)
+    run, created = start(db, settings, destination, options, triggered_by)
 
     def work(run_id: str) -> object:
         return execute(db, settings, destination, run_id, options)

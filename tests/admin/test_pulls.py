@@ -3,15 +3,17 @@ run to watch, one pull at a time per destination beside its push, audited; sched
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
 
 from integration.app import create_app
 from integration.settings import Settings
-from integration.store.schema import audit_event
+from integration.store.schema import audit_event, sync_run
+from integration.sync.breaker import Breaker
 from integration.sync.jobs import sync_jobs
+from integration.sync.state import StateRepository
 from tests.admin.conftest import TOML, wait_for_run
 from tests.sync.conftest import load
 from tests.sync.test_pull import service_request
@@ -96,3 +98,55 @@ def test_scheduler_gets_a_pull_job_on_its_own_schedule(app):
     assert specs["pull:test-ehr"].trigger_args["max_instances"] == 1
     report = specs["pull:test-ehr"].func(app)
     assert report["state"] == "done" and report["destination"] == "test-ehr"
+
+
+def runs(db):
+    with db.reader() as conn:
+        return conn.execute(select(sync_run.c.run_id)).scalars().all()
+
+
+def test_a_paused_destination_is_not_pulled_from(app, client, admin, db, receiver):
+    """Paused: the admin trigger answers 409 (as for a push) and the scheduler's pull job starts no run."""
+    assert client.post("/admin/api/destinations/test-ehr/pause", headers=admin).status_code == 200
+    refused = client.post("/admin/api/syncs", json={"destination": "test-ehr", "pull": True}, headers=admin)
+    assert refused.status_code == 409 and refused.json["error"]["code"] == "paused"
+    assert "test-ehr is paused; resume it first" in refused.json["error"]["message"]
+    every = client.post("/admin/api/syncs", json={"pull": True}, headers=admin)  # the only puller: 409 too
+    assert every.status_code == 409 and every.json["error"]["code"] == "paused"
+    job = {s.id: s for s in sync_jobs(app)}["pull:test-ehr"]
+    assert job.func(app) == {
+        "destination": "test-ehr",
+        "skipped": "destination test-ehr is paused; resume it first",
+    }
+    assert runs(db) == [] and receiver.requests == []  # nothing started, nothing asked of the EHR
+    with db.reader() as conn:
+        audited = (
+            conn.execute(select(audit_event.c.outcome).where(audit_event.c.action == "sync.pull.trigger"))
+            .scalars()
+            .all()
+        )
+    assert audited == [409, 409]
+    client.post("/admin/api/destinations/test-ehr/resume", headers=admin)
+    resumed = client.post("/admin/api/syncs", json={"destination": "test-ehr", "pull": True}, headers=admin)
+    assert resumed.status_code == 202
+    assert wait_for_run(client, admin, resumed.json["run_id"])["state"] == "done"
+
+
+def test_an_open_circuit_stops_pulls_until_it_half_opens(app, client, admin, db):
+    """Opened by failures (of pushes or pulls: one breaker per server), the circuit keeps pulls away too."""
+    opened = datetime.now(UTC)
+    with db.writer() as conn:
+        StateRepository(conn).set_breaker("test-ehr", Breaker("open", 5, opened))
+    refused = client.post("/admin/api/syncs", json={"destination": "test-ehr", "pull": True}, headers=admin)
+    assert refused.status_code == 409 and refused.json["error"]["code"] == "circuit-open"
+    assert (
+        "circuit is open after 5 consecutive failures; it half-opens at" in refused.json["error"]["message"]
+    )
+    job = {s.id: s for s in sync_jobs(app)}["pull:test-ehr"]
+    assert "circuit is open" in job.func(app)["skipped"] and runs(db) == []
+    with db.writer() as conn:  # the cool-down (300 s by default) has passed: half-open, the pull probes
+        StateRepository(conn).set_breaker("test-ehr", Breaker("open", 5, opened - timedelta(seconds=301)))
+    report = job.func(app)
+    assert report["state"] == "done", report
+    with db.reader() as conn:
+        assert StateRepository(conn).get("test-ehr").breaker == Breaker()  # the healthy probe closed it

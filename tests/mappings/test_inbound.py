@@ -185,3 +185,22 @@ def test_relative_reference_refuses_ids_outside_the_fhir_grammar():
     bad = ("Practitioner/..", "Patient/.", "Patient/x#f", "Patient/a/b", "patient/1", "Patient/" + "a" * 65)
     for ref in bad:
         assert inbound.relative_reference({"reference": ref}, EHR) is None, ref
+
+
+def test_clinic_ids_lists_each_distinct_mrn_and_resource_id_of_follows_the_fhir_grammar(ctx):
+    ours = ctx.sid("patient")
+    patient = {
+        "id": "ehr-1",
+        "identifier": [
+            {"system": ours, "value": "MRN1"},
+            {"system": "urn:oid:1.2.3", "value": "H-1"},
+            {"system": ours, "value": "MRN1"},
+            {"system": ours, "value": "MRN2"},
+        ],
+    }
+    assert inbound.clinic_ids(patient, ctx, "patient") == ["MRN1", "MRN2"]
+    assert inbound.clinic_id(patient, ctx, "patient") == "MRN1"
+    assert inbound.clinic_ids({"identifier": 5}, ctx, "patient") == []
+    assert inbound.resource_id_of(patient) == "ehr-1"
+    for bad in (None, 7, "..", "a/b", "x" * 65):
+        assert inbound.resource_id_of({"id": bad}) is None

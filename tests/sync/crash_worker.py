@@ -1,15 +1,17 @@
-"""A delivery worker in its own process for crash tests: `python -m tests.sync.crash_worker NAME LEASE STALE`.
+"""A delivery worker in its own process for crash tests: `python -m tests.sync.crash_worker NAME LEASE`.
 
-The same steps as `flask --app wsgi sync run NAME` (`service.start`, then `service.execute`), with two of
-production's fixed waits made short so a test need not sit them out: the outbox lease a worker takes
-(production: connect + 2 x read timeout + 30 s) and the age after which a run that stopped heart-beating
-is abandoned (production: 15 minutes). Settings come from the environment (DATABASE_URL,
-HORIZON_DESTINATIONS), as for the CLI. Prints the run as one JSON line.
+The same steps as `flask --app wsgi sync run NAME` (`service.start`, then `service.execute`). Settings
+come from the environment (DATABASE_URL, HORIZON_DESTINATIONS, HORIZON_SYNC_STALE_RUN_SECONDS: the age
+after which a run that stopped heart-beating is abandoned), as for the CLI. Only the lane lease is set
+from the command line, below what the destinations file may say (at least connect + 2 x read timeout,
+and the test's receiver must hold a request open for long), so a test need not sit it out. Prints the
+run as one JSON line.
 """
 
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 
 import orjson
 
@@ -20,14 +22,13 @@ from integration.sync.runs import RunRepository
 
 
 def main(argv: list[str]) -> int:
-    name, lease, stale = argv[0], float(argv[1]), float(argv[2])
+    name, lease = argv[0], float(argv[1])
     app = create_app()
     db, settings = app.extensions["horizon.db"], app.config["HORIZON_SETTINGS"]
-    destination = service.configured(app)[name]
-    service.STALE_RUN_SECONDS = stale  # read by service.start
-    run, created = service.start(db, destination, {}, "crash-test")
+    destination = replace(service.configured(app)[name], lane_lease=lease)
+    run, created = service.start(db, settings, destination, {}, "crash-test")
     if created:
-        engine = DeliveryEngine(db, settings, destination, lease_seconds=lease)
+        engine = DeliveryEngine(db, settings, destination)
         service.execute(db, settings, destination, run["run_id"], {}, engine=engine)
         with db.reader() as conn:
             run = RunRepository(conn).get(run["run_id"]) or run

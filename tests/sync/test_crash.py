@@ -31,7 +31,8 @@ from tests.sync.conftest import assert_mirrors, current, load
 from tests.sync.receiver import Hold, Receiver
 
 ROOT = Path(__file__).resolve().parents[2]
-LEASE = 2.0  # the killed worker's lane lease, seconds
+LEASE = 1.0  # the workers' lane lease, seconds
+STALE = 3  # setting sync_stale_run_seconds: a run without a heartbeat this long is dead (above 2 x LEASE)
 WAIT = 20.0  # bound on every wait
 
 TOML = """
@@ -71,14 +72,15 @@ def crash_env(database_url, tmp_path, receiver):
         "HORIZON_DESTINATIONS": str(path),
         "HORIZON_LOG_LEVEL": "WARNING",
         "HORIZON_SCHEDULER": "false",
+        "HORIZON_SYNC_STALE_RUN_SECONDS": str(STALE),
     }
     yield db, env
     db.engine.dispose()
 
 
-def worker(env: dict[str, str], lease: float = LEASE, stale: float = 0.5) -> subprocess.Popen[str]:
+def worker(env: dict[str, str]) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "tests.sync.crash_worker", "crash-ehr", str(lease), str(stale)],
+        [sys.executable, "-m", "tests.sync.crash_worker", "crash-ehr", str(LEASE)],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -103,8 +105,8 @@ def kill_while_held(env: dict[str, str], hold: Hold) -> None:
 
 
 def finish(env: dict[str, str]) -> dict[str, Any]:
-    time.sleep(LEASE + 0.5)  # the dead worker's lanes are free again
-    proc = worker(env, lease=30)
+    time.sleep(STALE + 0.5)  # its heartbeat is older than the setting: abandoned; its lanes are free
+    proc = worker(env)
     out, err = proc.communicate(timeout=WAIT * 2)
     assert proc.returncode == 0, err[-3000:]
     return orjson.loads(out.strip().splitlines()[-1])

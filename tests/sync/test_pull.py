@@ -95,7 +95,7 @@ def pull(app, dest, fault=None, full=False):
         app.config["HORIZON_SETTINGS"],
         app.extensions["horizon.mapping"],
     )
-    run, created = pull_service.start(db, dest, {"full": full}, "test")
+    run, created = pull_service.start(db, settings, dest, {"full": full}, "test")
     assert created
     result = pull_service.execute(db, settings, ctx, dest, run["run_id"], {"full": full}, "test", fault=fault)
     return result
