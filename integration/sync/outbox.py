@@ -372,6 +372,8 @@ class OutboxRepository:
         )
         if lane is not None:
             due = due.where(t.lane == lane)
+        if exclude:
+            due = due.where(~_one_of(self._conn, t.pk, exclude))
         due = due.subquery()
         # Their lanes, oldest first, grouped in the database (a few rows back instead of `items * 2`).
         oldest = select(due.c.lane).group_by(due.c.lane).order_by(func.min(due.c.pk)).limit(lanes * 4)
