@@ -8,11 +8,16 @@ the entry that carries it (FHIR R4 Bundle 3.3.1.4.1) and the server rewrites it 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from urllib.parse import quote
 
 import orjson
+
+# An id that needs no percent-encoding in a URL path (the FHIR id grammar is a subset).
+_PLAIN_ID = re.compile(r"[A-Za-z0-9.-]+\Z")
 
 
 class BundleError(ValueError):
@@ -49,7 +54,8 @@ def request_of(write: EntryWrite, conditional: bool) -> tuple[str, str]:
     if conditional and write.identifier is not None:
         system, value = write.identifier
         return method, f"{write.resource_type}?identifier={quote(system, safe=':/')}|{quote(value, safe='')}"
-    return method, f"{write.resource_type}/{quote(write.resource_id, safe='')}"
+    rid = write.resource_id
+    return method, f"{write.resource_type}/{rid if _PLAIN_ID.match(rid) else quote(rid, safe='')}"
 
 
 def body_of(write: EntryWrite, conditional: bool) -> bytes | None:
@@ -67,19 +73,26 @@ def build(writes: Sequence[EntryWrite], bundle_type: str, base_url: str, conditi
     """A transaction or batch Bundle of the writes, in order."""
     if bundle_type not in ("transaction", "batch"):
         raise ValueError("bundle_type must be transaction or batch")
-    parts = [b'{"resourceType":"Bundle","type":"', bundle_type.encode(), b'","entry":[']
-    for index, write in enumerate(writes):
+    entries = []
+    for write in writes:
         method, url = request_of(write, conditional)
-        full_url = f"{base_url}/{write.resource_type}/{write.resource_id}"
-        if index:
-            parts.append(b",")
-        parts.append(b'{"fullUrl":' + orjson.dumps(full_url))
         body = body_of(write, conditional)
-        if body is not None:
-            parts.append(b',"resource":' + body)
-        parts.append(b',"request":' + orjson.dumps({"method": method, "url": url}) + b"}")
-    parts.append(b"]}")
-    return b"".join(parts)
+        entries.append(
+            b"".join(
+                (
+                    b'{"fullUrl":',
+                    orjson.dumps(f"{base_url}/{write.resource_type}/{write.resource_id}"),
+                    b',"resource":' + body if body is not None else b"",
+                    b',"request":{"method":"',
+                    method.encode(),
+                    b'","url":',
+                    orjson.dumps(url),
+                    b"}}",
+                )
+            )
+        )
+    head = b'{"resourceType":"Bundle","type":"' + bundle_type.encode() + b'","entry":['
+    return head + b",".join(entries) + b"]}"
 
 
 def check(writes: Sequence[EntryWrite]) -> list[str]:
@@ -112,19 +125,25 @@ def entry_outcomes(response: object, count: int) -> list[EntryOutcome]:
         entries = []
     out = []
     for index in range(count):
-        answer = (
-            entries[index].get("response")
-            if index < len(entries) and isinstance(entries[index], dict)
-            else None
+        entry = entries[index] if index < len(entries) else None
+        answer = entry.get("response") if isinstance(entry, dict) else None
+        if not isinstance(answer, dict):
+            out.append(_UNANSWERED)
+            continue
+        status, outcome = answer.get("status"), answer.get("outcome")
+        out.append(
+            EntryOutcome(
+                _status(status) if isinstance(status, str) else None,
+                orjson.dumps(outcome).decode() if outcome else None,
+            )
         )
-        status = _status(answer.get("status")) if isinstance(answer, dict) else None
-        outcome = answer.get("outcome") if isinstance(answer, dict) else None
-        out.append(EntryOutcome(status, orjson.dumps(outcome).decode() if outcome else None))
     return out
 
 
-def _status(text: object) -> int | None:
-    if not isinstance(text, str):
-        return None
+_UNANSWERED = EntryOutcome(None, None)
+
+
+@lru_cache(maxsize=256)
+def _status(text: str) -> int | None:
     head = text.strip().split(" ", 1)[0]
     return int(head) if head.isdigit() else None

@@ -13,7 +13,8 @@ import random
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -30,7 +31,7 @@ from integration.sync.destinations import Destination
 from integration.sync.outbox import OutboxItem, OutboxRepository
 from integration.sync.runs import RunRepository
 from integration.sync.sender import Result, Sender, Signer
-from integration.sync.state import StateRepository
+from integration.sync.state import DestinationState, StateRepository
 
 log = logging.getLogger(__name__)
 
@@ -96,50 +97,79 @@ class DeliveryEngine:
         max_batches: int | None = None,
         counts: Counts | None = None,
     ) -> Counts:
-        """Deliver due outbox rows until none is due (or due within `linger` seconds)."""
+        """Deliver due outbox rows until none is due (or due within `linger` seconds).
+
+        One batch is in flight on a sender thread while this thread records the batch before it and
+        claims the next one (one transaction), so the partner's time and ours overlap. The next batch
+        may hold later rows of an in-flight lane; it goes out only after that lane's outcome is known
+        and allows it (`_still_clear`), so a lane's writes keep their order and a failing exchange
+        sends nothing more before the breaker has judged it. Exchanges never overlap each other.
+        """
         counts = counts or Counts()
         mode, conditional = choose(self.destination, self.capabilities())
         batches = 0
         deadline = time.monotonic() + linger
         done: tuple[list[Result], bool] | None = None  # sent, not yet recorded
-        while max_batches is None or batches < max_batches:
-            now = datetime.now(UTC)
-            # One transaction records the last batch, reads the switches and claims the next batch.
-            with self.db.writer() as conn:
-                if done is not None:
-                    self._record(conn, *done, run_id, counts)
+        flight: _Flight | None = None  # being sent
+        with ThreadPoolExecutor(1, thread_name_prefix=f"sync-send-{self.destination.name}") as pool:
+            while True:
+                now = datetime.now(UTC)
+                may_send = max_batches is None or batches < max_batches
+                in_flight = flight.items if flight is not None else []
+                # One transaction records the last batch, reads the switches and claims the next batch.
+                with self.db.writer() as conn:
+                    state = self._record(conn, done, run_id, counts, in_flight)
                     done = None
-                state = StateRepository(conn).get(self.destination.name)
-                allowed = state.breaker.allows(now, self.destination.breaker)
-                items: list[OutboxItem] = []
-                if allowed and not state.paused:
+                    allowed = state.breaker.allows(now, self.destination.breaker)
                     probe = state.breaker.current(now, self.destination.breaker) == HALF_OPEN
-                    size = 1 if probe else self.destination.batch_size
-                    items = OutboxRepository(conn).claim(
-                        self.destination.name,
-                        self.holder,
-                        lanes=size,
-                        items=size,
-                        lease_seconds=self.lease_seconds,
-                        now=now,
-                        lane=lane,
-                    )
-            if not allowed:
-                counts.errors.append({"at": now.isoformat(), "error": "circuit open; delivery paused"})
-            if state.paused or not allowed:
-                break
-            if not items:
+                    items: list[OutboxItem] = []
+                    if may_send and allowed and not state.paused and not (probe and flight is not None):
+                        size = 1 if probe else self.destination.batch_size
+                        items = OutboxRepository(conn).claim(
+                            self.destination.name,
+                            self.holder,
+                            lanes=size,
+                            items=size,
+                            lease_seconds=self.lease_seconds,
+                            now=now,
+                            lane=lane,
+                            exclude=[i.pk for i in in_flight],
+                        )
+                claimed_at = time.monotonic()
+                if flight is not None:
+                    done = flight.future.result()
+                    if self.after_send is not None:
+                        self.after_send()
+                    items = self._still_clear(items, done, claimed_at)
+                    flight = None
+                if items:
+                    batches += 1
+                    future = pool.submit(self.sender.send, items, mode, conditional)
+                    flight = _Flight(items, future)
+                    continue
+                if done is not None:
+                    continue  # record it, then claim again
+                if not allowed:
+                    counts.errors.append({"at": now.isoformat(), "error": "circuit open; delivery paused"})
+                if state.paused or not allowed or not may_send:
+                    break
                 if not self._wait_for_due(deadline, lane):
                     break
-                continue
-            batches += 1
-            done = self.sender.send(items, mode, conditional)
-            if self.after_send is not None:
-                self.after_send()
-        if done is not None:
-            with self.db.writer() as conn:
-                self._record(conn, *done, run_id, counts)
         return counts
+
+    def _still_clear(
+        self, items: list[OutboxItem], done: tuple[list[Result], bool], claimed_at: float
+    ) -> list[OutboxItem]:
+        """What of a batch claimed while the one before was in flight may go now that its outcome is in.
+
+        Nothing after an unhealthy exchange (the breaker judges it first) or when the wait ate into
+        the lease; no row of a lane whose earlier write must be retried (it stays pending, in order).
+        """
+        results, healthy = done
+        if not healthy or time.monotonic() - claimed_at > self.lease_seconds / 4:
+            return []
+        waiting = {r.item.lane for r in results if r.verdict is retry.Verdict.RETRY}
+        return [i for i in items if i.lane not in waiting] if waiting else items
 
     def _wait_for_due(self, deadline: float, lane: str | None) -> bool:
         """Sleep until the next pending row falls due, if that is before the deadline."""
@@ -163,12 +193,22 @@ class DeliveryEngine:
         return True
 
     def _record(
-        self, conn: Connection, results: list[Result], healthy: bool, run_id: str | None, counts: Counts
-    ) -> None:
+        self,
+        conn: Connection,
+        done: tuple[list[Result], bool] | None,
+        run_id: str | None,
+        counts: Counts,
+        in_flight: list[OutboxItem],
+    ) -> DestinationState:
+        """Record a sent batch's outcomes (if any), free the lanes not in flight; the state after it."""
+        states = StateRepository(conn)
+        state = states.get(self.destination.name)
+        if done is None:
+            return state
+        results, healthy = done
         now = datetime.now(UTC)
         policy = self.destination.retry
         outbox = OutboxRepository(conn)
-        states = StateRepository(conn)
         sent = [r.item.pk for r in results if r.verdict is retry.Verdict.OK]
         outbox.mark_sent(sent, now, run_id, None)
         counts.sent += len(sent)
@@ -192,13 +232,9 @@ class DeliveryEngine:
             counts.errors.append(
                 {"at": now.isoformat(), "outbox": r.item.pk, "status": r.status, "error": error[:300]}
             )
-        state = states.get(self.destination.name)
         breaker = state.breaker.success() if healthy else state.breaker.failure(now, self.destination.breaker)
-        if breaker != state.breaker:
-            states.set_breaker(self.destination.name, breaker)
-        if healthy and sent:
-            states.mark_success(self.destination.name, now)
-        outbox.release(self.destination.name, self.holder)
+        states.record_exchange(state, breaker, now if healthy and sent else None)
+        outbox.release(self.destination.name, self.holder, keep=[i.lane for i in in_flight])
         if run_id:
             RunRepository(conn).heartbeat(run_id, counts.as_dict(), counts.errors, now)
         log.info(
@@ -210,3 +246,12 @@ class DeliveryEngine:
                 "healthy": healthy,
             },
         )
+        return replace(state, breaker=breaker)
+
+
+@dataclass
+class _Flight:
+    """A batch handed to the sender thread."""
+
+    items: list[OutboxItem]
+    future: Future[tuple[list[Result], bool]]

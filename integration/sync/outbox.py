@@ -16,10 +16,25 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, and_, func, or_, select, update
+from sqlalchemy import (
+    ARRAY,
+    Connection,
+    Integer,
+    String,
+    and_,
+    any_,
+    bindparam,
+    cast,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
-from integration.store.schema import fhir_resource_version, sync_lane, sync_outbox
+from integration.store.schema import change_feed, fhir_resource_version, sync_lane, sync_outbox
 
 SHARED_LANE = "~shared"
 
@@ -147,6 +162,29 @@ _UNNEST_TYPES = [
 _ITEM_COLUMNS = [getattr(sync_outbox.c, f) for f in OutboxItem.__dataclass_fields__ if f != "content"]
 
 
+def _one_of(conn: Connection, column: Any, values: Sequence[Any]) -> Any:
+    """`column IN values` with the values as one parameter (a PostgreSQL array, a JSON array on SQLite).
+
+    A plain IN list is one parameter per value: SQLAlchemy renders and binds 200 of them on every
+    batch, a fifth of the bookkeeping's time. Values are ints or strs.
+    """
+    if conn.dialect.name == "postgresql":
+        return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
+    each = func.json_each(bindparam(None, orjson.dumps(list(values)).decode(), type_=String))
+    return column.in_(select(literal_column("value")).select_from(each))
+
+
+def _still_open() -> Any:
+    """`status = 'pending'` for updates by pk, written so PostgreSQL cannot pick the status index.
+
+    With `status = 'pending'` the planner, trusting statistics taken while nothing was pending (a
+    freshly filled outbox, before autovacuum analyzes it), walks every pending row of the
+    (destination, status, pk) index for each batch, 10-30 ms a batch; a negated test is not
+    indexable, so the pk index answers. The status constraint allows only these three values.
+    """
+    return sync_outbox.c.status.not_in([SENT, DEAD])
+
+
 class OutboxRepository:
     def __init__(self, connection: Connection) -> None:
         self._conn = connection
@@ -235,6 +273,65 @@ class OutboxRepository:
             [tuple(getattr(w, c) for c in columns) + fixed for w in writes],
         )
 
+    def enqueue_changes(
+        self, destination: str, condition: Any, lanes: Iterable[str], now: datetime, run_id: str | None
+    ) -> int:
+        """Enqueue the change-feed rows matching `condition` (new keys: past the cursor), in seq order,
+        with one INSERT .. SELECT; a key that exists anyway is skipped. Returns how many were added.
+
+        The rows are what `OutboxWrite.resource` makes of each change: lane = patient or SHARED_LANE,
+        dedupe key Type/id/_history/version. `lanes` names their lanes (sync_lane rows to create).
+        """
+        c = change_feed.c
+        stamp = literal(now, sync_outbox.c.created_at.type)
+        rows = (
+            select(
+                literal(destination, String),
+                func.coalesce(c.patient_id, SHARED_LANE),
+                c.resource_type + "/" + c.resource_id + "/_history/" + cast(c.version_id, String),
+                literal("resource", String),
+                c.resource_type,
+                c.resource_id,
+                c.version_id,
+                c.deleted,
+                c.patient_id,
+                literal(PENDING, String),
+                literal(0, Integer),
+                stamp,
+                stamp,
+                stamp,
+                literal(run_id, String),
+            )
+            .where(condition)
+            .order_by(c.seq)
+        )
+        columns = [
+            "destination",
+            "lane",
+            "dedupe_key",
+            "kind",
+            "resource_type",
+            "resource_id",
+            "version_id",
+            "deleted",
+            "patient_id",
+            "status",
+            "attempts",
+            "next_attempt_at",
+            "created_at",
+            "updated_at",
+            "run_id",
+        ]
+        added = self._conn.execute(
+            self._insert(sync_outbox).from_select(columns, rows).on_conflict_do_nothing()
+        ).rowcount
+        if added:
+            self._conn.execute(
+                self._insert(sync_lane).on_conflict_do_nothing(),
+                [{"destination": destination, "lane": lane} for lane in sorted(set(lanes))],
+            )
+        return int(added)
+
     # --- claiming ------------------------------------------------------------------------------
     def claim(
         self,
@@ -246,8 +343,14 @@ class OutboxRepository:
         lease_seconds: float,
         now: datetime,
         lane: str | None = None,
+        exclude: Sequence[int] = (),
     ) -> list[OutboxItem]:
-        """Lease up to `lanes` lanes with due rows; return up to `items` of their pending rows, in order."""
+        """Lease up to `lanes` lanes with due rows; return up to `items` of their pending rows, in order.
+
+        `exclude`: pks this holder has in flight (sent, outcome not yet recorded). Their lanes stay
+        claimable by the same holder, and the rows returned for such a lane are the ones after them;
+        the caller sends those only once the lane's in-flight outcome allows it (engine.py).
+        """
         t, lt = sync_outbox.c, sync_lane.c
         # The oldest due rows whose lane nobody else holds, in pk order (index destination, status, pk):
         # bounded work per claim, however long the outbox is.
@@ -262,69 +365,70 @@ class OutboxRepository:
             .exists()
         )
         due = (
-            select(t.lane)
+            select(t.lane, t.pk)
             .where(t.destination == destination, t.status == PENDING, t.next_attempt_at <= now, ~busy)
             .order_by(t.pk)
             .limit(items * 2)
         )
         if lane is not None:
             due = due.where(t.lane == lane)
-        candidates = list(dict.fromkeys(self._conn.execute(due).scalars()))[: lanes * 4]
+        if exclude:
+            due = due.where(~_one_of(self._conn, t.pk, exclude))
+        due = due.subquery()
+        # Their lanes, oldest first, grouped in the database (a few rows back instead of `items * 2`).
+        oldest = select(due.c.lane).group_by(due.c.lane).order_by(func.min(due.c.pk)).limit(lanes * 4)
+        candidates = self._conn.execute(oldest).scalars().all()
         if not candidates:
             return []
+        fl = sync_lane.alias("free_lane").c
         free = and_(
-            lt.destination == destination,
-            lt.lane.in_(candidates),
-            or_(lt.lease_expires_at.is_(None), lt.lease_expires_at < now, lt.holder == holder),
+            fl.destination == destination,
+            _one_of(self._conn, fl.lane, candidates),
+            or_(fl.lease_expires_at.is_(None), fl.lease_expires_at < now, fl.holder == holder),
         )
         expires = now + timedelta(seconds=lease_seconds)
+        chosen = select(fl.lane).where(free).order_by(fl.lane).limit(lanes)
         if self._conn.dialect.name == "postgresql":
-            locked = list(
-                self._conn.execute(
-                    select(lt.lane).where(free).limit(lanes).with_for_update(skip_locked=True)
-                ).scalars()
-            )
-            if not locked:
-                return []
+            chosen = chosen.with_for_update(skip_locked=True)
+        # One statement leases the lanes and names them. The choice is a materialized CTE, run once:
+        # as a plain IN (subquery) PostgreSQL may re-run it per row, skip the rows it just locked and
+        # so lease more than `lanes` lanes.
+        picked = chosen.cte("picked").prefix_with("MATERIALIZED")
+        locked = list(
             self._conn.execute(
                 update(sync_lane)
-                .where(lt.destination == destination, lt.lane.in_(locked))
+                .where(lt.destination == destination, lt.lane.in_(select(picked.c.lane)))
                 .values(holder=holder, lease_expires_at=expires)
-            )
-        else:
-            chosen = select(lt.lane).where(free).limit(lanes).scalar_subquery()
-            self._conn.execute(
-                update(sync_lane)
-                .where(lt.destination == destination, lt.lane.in_(chosen))
-                .values(holder=holder, lease_expires_at=expires)
-            )
-            locked = list(
-                self._conn.execute(
-                    select(lt.lane).where(lt.destination == destination, lt.holder == holder)
-                ).scalars()
-            )
+                .returning(lt.lane)
+            ).scalars()
+        )
+        if not locked:
+            return []
         v = fhir_resource_version.c
         version = and_(
             v.resource_type == t.resource_type, v.id == t.resource_id, v.version_id == t.version_id
         )
         # In pk order (index destination, status, pk): each lane's rows stay in order, and the scan
         # starts at the oldest pending row instead of stepping over every sent row of the lanes.
-        rows = self._conn.execute(
+        query = (
             select(*_ITEM_COLUMNS, v.content)
             .select_from(sync_outbox.outerjoin(fhir_resource_version, version))
-            .where(t.destination == destination, t.status == PENDING, t.lane.in_(locked))
+            .where(t.destination == destination, t.status == PENDING, _one_of(self._conn, t.lane, locked))
             .order_by(t.pk)
             .limit(items)
         )
+        if exclude:
+            query = query.where(~_one_of(self._conn, t.pk, exclude))
+        rows = self._conn.execute(query).all()
         return sorted((OutboxItem(*row) for row in rows), key=lambda item: (item.lane, item.pk))
 
-    def release(self, destination: str, holder: str) -> None:
+    def release(self, destination: str, holder: str, keep: Sequence[str] = ()) -> None:
+        """Free the holder's lanes, except `keep` (lanes with a batch still in flight)."""
         lt = sync_lane.c
-        self._conn.execute(
-            update(sync_lane)
-            .where(lt.destination == destination, lt.holder == holder)
-            .values(holder=None, lease_expires_at=None)
-        )
+        query = update(sync_lane).where(lt.destination == destination, lt.holder == holder)
+        if keep:
+            query = query.where(~_one_of(self._conn, lt.lane, sorted(set(keep))))
+        self._conn.execute(query.values(holder=None, lease_expires_at=None))
 
     # --- outcomes ------------------------------------------------------------------------------
     def mark_sent(self, pks: Iterable[int], now: datetime, run_id: str | None, status: int | None) -> None:
@@ -336,11 +440,10 @@ class OutboxRepository:
         self._finish([pk], DEAD, now, run_id, last_status=status, last_error=error, response=response)
 
     def _finish(self, pks: list[int], state: str, now: datetime, run_id: str | None, **values: Any) -> None:
-        t = sync_outbox.c
         for part in chunks(pks, 500):
             self._conn.execute(
                 update(sync_outbox)
-                .where(t.pk.in_(part), t.status == PENDING)
+                .where(_one_of(self._conn, sync_outbox.c.pk, part), _still_open())
                 .values(status=state, updated_at=now, run_id=run_id, **values)
             )
 
@@ -357,7 +460,7 @@ class OutboxRepository:
         t = sync_outbox.c
         self._conn.execute(
             update(sync_outbox)
-            .where(t.pk == item.pk, t.status == PENDING)
+            .where(t.pk == item.pk, _still_open())
             .values(attempts=t.attempts + 1, last_status=status, last_error=error, updated_at=now)
         )
         self._conn.execute(

@@ -100,3 +100,17 @@ class StateRepository:
 
     def mark_success(self, name: str, now: datetime) -> None:
         self._set(name, last_success_at=now)
+
+    def record_exchange(self, state: DestinationState, breaker: Breaker, success_at: datetime | None) -> None:
+        """After a delivery batch: the breaker if it changed, and the last success, in one statement."""
+        values: dict[str, Any] = {}
+        if breaker != state.breaker:
+            values.update(
+                breaker_state=breaker.state,
+                breaker_failures=breaker.failures,
+                breaker_opened_at=breaker.opened_at,
+            )
+        if success_at is not None:
+            values["last_success_at"] = success_at
+        if values:
+            self._set(state.name, **values)

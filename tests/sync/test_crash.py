@@ -89,10 +89,11 @@ def worker(env: dict[str, str]) -> subprocess.Popen[str]:
     )
 
 
-def kill_while_held(env: dict[str, str], hold: Hold) -> None:
+def kill_while_held(env: dict[str, str], hold: Hold, ready: Callable[[], bool] = lambda: True) -> None:
+    """SIGKILL the worker while the receiver holds a write open, once `ready` holds."""
     proc = worker(env)
     try:
-        if not hold.arrived.wait(WAIT):
+        if not hold.arrived.wait(WAIT) or not wait_for(ready):
             proc.kill()
             out, err = proc.communicate(timeout=WAIT)
             pytest.fail(f"the held request never arrived: {out} {err[-2000:]}")
@@ -136,7 +137,8 @@ def assert_delivered_once(db: Database, receiver: Receiver, run: dict[str, Any])
 def test_killed_after_send_before_recording(crash_env, receiver):
     db, env = crash_env
     hold = receiver.hold(2)  # the first batch is recorded; the second is in flight when the worker dies
-    kill_while_held(env, hold)
+    # The first batch's outcome is recorded while the second is in flight (and a third is claimed).
+    kill_while_held(env, hold, ready=lambda: outbox_states(db).get("sent", 0) > 0)
     hold.commit = True
     hold.release.set()
     assert hold.finished.wait(WAIT)

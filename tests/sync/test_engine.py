@@ -12,7 +12,7 @@ import orjson
 import pytest
 from sqlalchemy import func, select
 
-from integration.store.schema import sync_outbox
+from integration.store.schema import sync_lane, sync_outbox
 from integration.sync import service
 from integration.sync.engine import DeliveryEngine
 from integration.sync.feed import advance
@@ -398,3 +398,114 @@ def test_a_timed_out_write_is_retried_and_held_once(db, ctx, settings, receiver)
     assert counts.retrying >= 1 and counts.dead == 0
     assert max(applied(receiver).values()) == 2  # applied by the timed-out request and by the retry
     assert_mirrors(receiver, db)
+
+
+# --- one batch in flight while the previous one is recorded and the next one claimed ------------------
+
+
+def _attempts(receiver):
+    """Every write the receiver is asked for, applied or refused, in arrival order: (type/id, status)."""
+    seen: list[tuple[str, int]] = []
+    write = receiver._write
+
+    def logged(method, rel, query, resource):
+        status, body = write(method, rel, query, resource)
+        seen.append((rel, status))
+        return status, body
+
+    receiver._write = logged
+    return seen
+
+
+def test_the_next_batch_is_recorded_while_one_is_in_flight(db, ctx, settings, receiver):
+    """The first batch's outcome is committed while the second batch is still at the receiver."""
+    load(db, ctx, patients=2)
+    destination = make_destination(receiver.url, write_mode="transaction", batch_size=3)
+    advance(db, destination)
+    hold = receiver.hold(2)
+    thread = threading.Thread(target=DeliveryEngine(db, settings, destination).deliver)
+    thread.start()
+    try:
+        assert hold.arrived.wait(20)
+        deadline = time.monotonic() + 20
+        recorded = 0
+        while time.monotonic() < deadline and recorded == 0:
+            with db.reader() as conn:
+                recorded = conn.execute(select(func.count()).where(sync_outbox.c.status == "sent")).scalar()
+            time.sleep(0.02)
+        assert recorded == 3  # batch 1 recorded; batch 2 held at the receiver
+    finally:
+        hold.commit = True
+        hold.release.set()
+        thread.join(timeout=60)
+    assert_mirrors(receiver, db)
+    assert max(applied(receiver).values()) == 1
+
+
+def test_a_lane_with_a_write_to_retry_sends_nothing_claimed_ahead_for_it(db, ctx, settings, receiver):
+    """Batch mode, one write per batch: the second write of a lane was claimed while its first was in
+    flight; the first is refused with a temporary 503 (the exchange itself is healthy), so the second
+    waits until the first is settled, while the other patient's writes go on meanwhile."""
+    batch = load(db, ctx, patients=2)
+    from mappings.ids import resource_id
+
+    first = resource_id("patient", batch["patients"][0]["id"])
+    destination = make_destination(
+        receiver.url,
+        write_mode="batch",
+        batch_size=1,
+        retry={"base_seconds": 0.05, "max_seconds": 0.05, "max_attempts": 3},
+    )
+    receiver.bad_ids[first] = 503
+    seen = _attempts(receiver)
+    counts = sync(db, settings, destination)
+    assert counts.dead == 1 and counts.retrying == 2
+    with db.reader() as conn:
+        rows = conn.execute(
+            select(sync_outbox.c.lane, sync_outbox.c.resource_type, sync_outbox.c.resource_id).order_by(
+                sync_outbox.c.pk
+            )
+        ).all()
+    lane = next(r.lane for r in rows if r.resource_id == first)
+    later = {f"{r.resource_type}/{r.resource_id}" for r in rows if r.lane == lane and r.resource_id != first}
+    tries = [n for n, (rel, _status) in enumerate(seen) if rel == f"Patient/{first}"]
+    assert len(tries) == 3 and later
+    assert all(n > tries[-1] for n, (rel, _status) in enumerate(seen) if rel in later)
+    others = [n for n, (rel, _s) in enumerate(seen) if rel not in later and rel != f"Patient/{first}"]
+    assert any(tries[0] < n < tries[-1] for n in others)  # the other patient did not wait
+    assert max(applied(receiver).values()) == 1
+
+
+def test_a_failing_exchange_sends_nothing_claimed_ahead_and_the_breaker_opens(db, settings, receiver):
+    """Two failing exchanges open the breaker; the batch claimed ahead meanwhile (another lane, so the
+    lane rule alone would let it go) is never sent."""
+    from datetime import UTC, datetime
+
+    from integration.sync.outbox import OutboxWrite
+
+    destination = make_destination(
+        receiver.url, batch_size=1, breaker={"failure_threshold": 2, "cooldown_seconds": 30}
+    )
+    writes = [
+        OutboxWrite.request(
+            lane=f"lane-{n}",
+            dedupe_key=f"doc/{n}",
+            method="PUT",
+            path=f"Patient/doc-{n}",
+            body=orjson.dumps({"resourceType": "Patient", "id": f"doc-{n}"}).decode(),
+            content_type="application/fhir+json",
+        )
+        for n in range(6)
+    ]
+    with db.writer() as conn:
+        OutboxRepository(conn).enqueue("test-ehr", writes, datetime.now(UTC))
+    receiver.fail_next(2, 503)
+    counts = DeliveryEngine(db, settings, destination).deliver(linger=3.0)
+    assert counts.sent == 0 and len(receiver.requests) == 2
+    assert "circuit open" in counts.errors[-1]["error"]
+    with db.reader() as conn:
+        assert StateRepository(conn).get("test-ehr").breaker.state == "open"
+        leased = conn.execute(
+            select(func.count()).select_from(sync_lane).where(sync_lane.c.holder.is_not(None))
+        ).scalar()
+    assert leased == 0  # every lane claimed ahead was let go
