@@ -84,11 +84,11 @@ def _criterion(resource_type: str, c: Criterion, *, drive: bool) -> ColumnElemen
     # a scan of every row with that value (linear in the store); marking the correlation as highly
     # selective makes it read the candidate's own rows through the (type, id, param) index instead.
     return exists().where(
-        t.resource_type == resource_type, _Selective(t.resource_id == R.id), t.param == c.name, match
+        t.resource_type == resource_type, Selective(t.resource_id == R.id), t.param == c.name, match
     )
 
 
-class _Selective(ColumnElement[bool]):
+class Selective(ColumnElement[bool]):
     """A condition SQLite's planner should take as almost never true (`likelihood(X, 1e-6)`, its
     documented hint; a no-op at run time). Other databases get the condition as it is."""
 
@@ -101,13 +101,13 @@ class _Selective(ColumnElement[bool]):
         self.type = condition.type
 
 
-@compiles(_Selective)
-def _condition(element: _Selective, compiler: SQLCompiler, **kw: Any) -> str:
+@compiles(Selective)
+def _condition(element: Selective, compiler: SQLCompiler, **kw: Any) -> str:
     return compiler.process(element.condition, **kw)
 
 
-@compiles(_Selective, "sqlite")
-def _likelihood(element: _Selective, compiler: SQLCompiler, **kw: Any) -> str:
+@compiles(Selective, "sqlite")
+def _likelihood(element: Selective, compiler: SQLCompiler, **kw: Any) -> str:
     return f"likelihood({compiler.process(element.condition, **kw)}, 0.000001)"
 
 
