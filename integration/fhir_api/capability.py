@@ -30,7 +30,8 @@ def search_capabilities(resource_type: str) -> dict[str, Any]:
         entry["searchRevInclude"] = revincludes
     entry["documentation"] = (
         f"_sort: {', '.join(sort_keys(resource_type))} (prefix - for descending); _count (max 1000), "
-        "_summary=count, _total, paging by next links; Prefer: handling=strict rejects unknown parameters"
+        "_summary=count, _total, paging by next links (sorted pages read the store as of the first page); "
+        "Prefer: handling=strict rejects unknown parameters"
     )
     return entry
 

@@ -5,6 +5,8 @@ references, then tokens, strings, dates) drives the query through its value inde
 are checked per candidate through the (resource_type, resource_id, param) index. Paging is keyset:
 rows come in (sort keys..., id) order and a page continues strictly after the last row of the
 previous one, so rows written meanwhile never shift a page (no skipped or repeated resources).
+Sort keys an update can change (`_lastUpdated`, dates) page over a snapshot instead: rows changed
+since the paging began keep the place they had then (`search_snapshot.py`).
 The compartment rule (`compartment.py`) is part of the WHERE clause of every query.
 """
 
@@ -13,7 +15,21 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import ColumnElement, Select, and_, exists, false, func, literal, not_, or_, select, true
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    case,
+    exists,
+    false,
+    func,
+    literal,
+    not_,
+    or_,
+    select,
+    true,
+    type_coerce,
+)
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.visitors import InternalTraversal
@@ -29,11 +45,20 @@ R = fhir_resource.c
 _DRIVE_ORDER = {"_id": 0, "reference": 1, "token": 2, "uri": 2, "string": 3, "date": 4, "_lastUpdated": 5}
 
 
-def page_query(query: SearchQuery, scope: PatientScope) -> tuple[Select[Any], list[bool]]:
-    """The page's rows (id, content, patient_id, last_updated, k0..kn) and which keys are datetimes."""
-    keys = _sort_keys(query)
+def page_query(
+    query: SearchQuery, scope: PatientScope, moved: dict[str, tuple[object, ...]] | None = None
+) -> tuple[Select[Any], list[bool]]:
+    """The page's rows (id, content, patient_id, last_updated, k0..kn) and which keys are datetimes.
+
+    With a snapshot (`query.snapshot`), only rows unchanged since then and the `moved` ones (id ->
+    their sort keys as of the snapshot, which replace their current ones) are paged.
+    """
+    keys = _sort_keys(query, moved or {})
     columns = [expr.label(f"k{i}") for i, (expr, _, _) in enumerate(keys)]
-    stmt = select(R.id, R.content, R.patient_id, R.last_updated, *columns).where(*_where(query, scope))
+    stmt = select(R.id, R.content, R.patient_id, R.last_updated, *columns).where(*matches(query, scope))
+    if query.snapshot is not None:
+        unchanged = R.last_updated <= literal(query.snapshot, UtcDateTime())
+        stmt = stmt.where(or_(unchanged, R.id.in_(sorted(moved))) if moved else unchanged)
     if query.cursor is not None:
         stmt = stmt.where(_after(keys, _cursor_values(query.cursor, keys)))
     order = [expr.desc() if desc else expr.asc() for expr, desc, _ in keys]
@@ -41,7 +66,7 @@ def page_query(query: SearchQuery, scope: PatientScope) -> tuple[Select[Any], li
 
 
 def count_query(query: SearchQuery, scope: PatientScope) -> Select[Any]:
-    return select(func.count()).select_from(fhir_resource).where(*_where(query, scope))
+    return select(func.count()).select_from(fhir_resource).where(*matches(query, scope))
 
 
 def visible(scope: PatientScope, columns: Any = R) -> ColumnElement[bool]:
@@ -56,7 +81,8 @@ def visible(scope: PatientScope, columns: Any = R) -> ColumnElement[bool]:
     return and_(or_(patient_id.is_(None), members), group_ok)
 
 
-def _where(query: SearchQuery, scope: PatientScope) -> list[ColumnElement[bool]]:
+def matches(query: SearchQuery, scope: PatientScope) -> list[ColumnElement[bool]]:
+    """The WHERE clauses of the search's matches (type, not deleted, visible, every criterion)."""
     clauses: list[ColumnElement[bool]] = [
         R.resource_type == query.resource_type,
         R.deleted.is_(False),
@@ -152,14 +178,25 @@ def _date_match(value: tuple[str, datetime, datetime], low: Any, high: Any) -> C
     }[prefix]
 
 
-def _sort_keys(query: SearchQuery) -> list[tuple[Any, bool, bool]]:
-    """(expression, descending, is_datetime) per sort key, ending with the id as tie-breaker."""
+def sort_names(query: SearchQuery) -> list[tuple[str, bool]]:
+    """(key, descending) in order, ending with `_id` as the tie-breaker when no key before it is."""
+    names = list(query.sort)
+    if not any(name == "_id" for name, _ in names):
+        names.append(("_id", False))
+    return names
+
+
+def _sort_keys(query: SearchQuery, moved: dict[str, tuple[object, ...]]) -> list[tuple[Any, bool, bool]]:
+    """(expression, descending, is_datetime) per sort key, ending with the id as tie-breaker.
+
+    A `moved` row's keys are the literals given for it (its place as of the paging's snapshot)."""
     keys: list[tuple[Any, bool, bool]] = []
-    for name, desc in query.sort:
+    for i, (name, desc) in enumerate(sort_names(query)):
         if name == "_id":
             keys.append((R.id, desc, False))
-        elif name == "_lastUpdated":
-            keys.append((R.last_updated, desc, True))
+            continue
+        if name == "_lastUpdated":
+            expr: Any = R.last_updated
         else:  # a date parameter: its earliest value, missing dates first
             d = fhir_search_date.c
             earliest = (
@@ -167,9 +204,11 @@ def _sort_keys(query: SearchQuery) -> list[tuple[Any, bool, bool]]:
                 .where(d.resource_type == query.resource_type, d.resource_id == R.id, d.param == name)
                 .scalar_subquery()
             )
-            keys.append((func.coalesce(earliest, literal(LOWEST, UtcDateTime())), desc, True))
-    if not any(expr is R.id for expr, _, _ in keys):
-        keys.append((R.id, False, False))
+            expr = func.coalesce(earliest, literal(LOWEST, UtcDateTime()))
+        if moved:
+            then = {rid: literal(values[i], UtcDateTime()) for rid, values in moved.items()}
+            expr = type_coerce(case(then, value=R.id, else_=expr), UtcDateTime())
+        keys.append((expr, desc, True))
     return keys
 
 
