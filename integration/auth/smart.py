@@ -28,6 +28,7 @@ from integration.auth.smart_keys import (
     parse_allowlist,
     stored_keys,
 )
+from integration.auth.smart_rate_limit import TokenRateLimits
 from integration.auth.smart_scopes import format_scopes, intersect, parse_scopes
 from integration.http_errors import ApiError
 from integration.settings import Settings
@@ -78,20 +79,26 @@ def smart_configuration() -> Response:
 def token() -> Response:
     g.actor = None
     entry = audit("smart.token", detail={"reason": "unexpected_error"})
+    now = time.time()
+    limits = TokenRateLimits(current_app.extensions["horizon.db"], _settings(), now)
     try:
-        return _issue(entry)
+        limits.check_address(request.remote_addr)
+        return _issue(entry, limits, now)
     except TokenRefusal as refusal:
+        if refusal.status != 429:
+            limits.count_refusal(request.remote_addr)
         g.actor = entry.actor = refusal.client_id
         entry.detail = {"reason": refusal.reason}
         body = {"error": refusal.error, "error_description": refusal.description}
-        return _no_store(jsonify(body), refusal.status)
+        response = _no_store(jsonify(body), refusal.status)
+        response.headers.update(refusal.headers)
+        return response
 
 
-def _issue(entry: AuditEntry) -> Response:
+def _issue(entry: AuditEntry, limits: TokenRateLimits, now: float) -> Response:
     form = _token_form()
     settings = _settings()
     db = current_app.extensions["horizon.db"]
-    now = time.time()
     verified = verify_assertion(
         form["client_assertion"],
         token_url=token_url(settings),
@@ -104,6 +111,7 @@ def _issue(entry: AuditEntry) -> Response:
         raise TokenRefusal(
             "invalid_client", "client_id_mismatch", "client_id differs from the assertion", client.client_id
         )
+    limits.count_client(client.client_id)
     if not form.get("scope", "").strip():
         raise TokenRefusal("invalid_scope", "missing_scope", "scope is required", client.client_id)
     # Scopes this server does not know (e.g. patient/, user/, launch) are simply not granted.
