@@ -30,6 +30,7 @@ from integration.auth.smart_keys import (
 )
 from integration.auth.smart_rate_limit import TokenRateLimits
 from integration.auth.smart_scopes import format_scopes, intersect, parse_scopes
+from integration.auth.unavailable import DATABASE_UNAVAILABLE, refuse_unavailable
 from integration.http_errors import ApiError
 from integration.settings import Settings
 from integration.store.audit import AuditEntry, AuditRepository
@@ -217,7 +218,8 @@ def require_scope(resource_type: str, interaction: str, conn: Connection | None 
     """The grant of this request's bearer token if it allows `interaction` on `resource_type`.
 
     Raises SmartAuthError: 401 for a missing, unknown, expired or revoked token (RFC 6750 section 3),
-    403 when the token's scopes do not cover the interaction. Interactions: read, vread, search,
+    403 when the token's scopes do not cover the interaction, 503 (Retry-After) when the database
+    cannot be asked. Interactions: read, vread, search,
     history-instance, history-type, create, update, delete (or a permission letter of `cruds`).
     A handler that already holds a read transaction passes it, saving a transaction per request.
     """
@@ -249,11 +251,14 @@ def _authenticate(conn: Connection | None) -> Grant:
     if scheme.lower() != "bearer" or not presented:
         # RFC 6750 section 3.1: no error code when the request carried no credentials at all.
         _refuse(401, "missing-token", "an Authorization: Bearer token is required", _REALM)
-    if conn is not None:
-        grant = SmartClientRepository(conn).grant_for(presented, datetime.now(UTC))
-    else:
-        with current_app.extensions["horizon.db"].reader() as own:
-            grant = SmartClientRepository(own).grant_for(presented, datetime.now(UTC))
+    try:
+        if conn is not None:
+            grant = SmartClientRepository(conn).grant_for(presented, datetime.now(UTC))
+        else:
+            with current_app.extensions["horizon.db"].reader() as own:
+                grant = SmartClientRepository(own).grant_for(presented, datetime.now(UTC))
+    except DATABASE_UNAVAILABLE as exc:
+        refuse_unavailable("smart.refused", exc, SmartAuthError)
     if grant is None:
         _refuse(
             401,
