@@ -26,7 +26,16 @@ DATE_PREFIXES = ("eq", "ne", "lt", "gt", "le", "ge", "sa", "eb")
 SORT_COLUMNS = ("_id", "_lastUpdated")
 # Parameters that shape the result, not the match; `_format` is negotiated before search runs.
 IGNORED = frozenset({"_format", "_pretty"})
-_MODIFIERS = {"string": {"", "exact", "contains"}, "token": {""}, "uri": {""}, "date": {""}}
+# Modifiers per parameter type (R4 3.1.1.5.x); references also take a target type (`subject:Patient`).
+MODIFIERS = {
+    "string": ("exact", "contains", "missing"),
+    "token": ("not", "missing"),
+    "uri": ("missing",),
+    "date": ("missing",),
+    "reference": ("missing",),
+}
+# Criteria that hold for resources WITHOUT a matching index row: they cannot drive a search.
+NEGATED = frozenset({"missing", "not"})
 
 
 class SearchError(ValueError):
@@ -237,11 +246,15 @@ def _common(name: str, value: str) -> Criterion:
 
 def _criterion(param: SearchParam, modifier: str, value: str) -> Criterion:
     name = param.name
+    if modifier == "missing":
+        if value not in ("true", "false"):
+            raise SearchError(f"{name}:missing takes true or false, not {value[:20]!r}")
+        return Criterion(name, param.type, param, modifier, (value == "true",))
     if param.type == "reference":
-        if modifier and not modifier.isalpha():
+        if modifier and not (modifier.isalpha() and modifier[0].isupper()):  # a type: subject:Patient
             raise SearchError(f"modifier :{modifier[:20]} is not supported on {name}")
         values = tuple(_reference(v, modifier or None, param) for v in _split(value, name))
-    elif modifier not in _MODIFIERS[param.type]:
+    elif modifier and modifier not in MODIFIERS[param.type]:
         raise SearchError(f"modifier :{modifier[:20]} is not supported on {name}")
     elif param.type == "token":
         values = tuple(_token(v) for v in _split(value, name))

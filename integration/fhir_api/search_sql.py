@@ -35,7 +35,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.visitors import InternalTraversal
 
 from integration.fhir_api.compartment import PatientScope
-from integration.fhir_api.search_query import Criterion, SearchError, SearchQuery
+from integration.fhir_api.search_query import NEGATED, Criterion, SearchError, SearchQuery
 from integration.store.schema import UtcDateTime, fhir_resource, fhir_search_date
 from integration.store.search_extract import LOWEST
 from integration.store.search_index import TABLES
@@ -89,7 +89,8 @@ def matches(query: SearchQuery, scope: PatientScope) -> list[ColumnElement[bool]
         visible(scope),
     ]
     ordered = sorted(query.criteria, key=lambda c: _DRIVE_ORDER[c.type if c.param else c.name])
-    driver = next((c for c in ordered if c.param is not None), None)
+    # A negated criterion (`:missing=true`, `:not`) matches by the absence of rows: never the driver.
+    driver = next((c for c in ordered if c.param is not None and c.modifier not in NEGATED), None)
     for criterion in ordered:
         clauses.append(_criterion(query.resource_type, criterion, drive=criterion is driver))
     return clauses
@@ -102,7 +103,18 @@ def _criterion(resource_type: str, c: Criterion, *, drive: bool) -> ColumnElemen
         return or_(*(_date_match(v, R.last_updated, R.last_updated) for v in c.values))  # type: ignore[arg-type]
     table = TABLES[c.param.index_type]
     t = table.c
+    if c.modifier == "missing":  # R4 3.1.1.5.1: no indexed value at all (true), or some (false)
+        has_any = exists().where(
+            t.resource_type == resource_type, Selective(t.resource_id == R.id), t.param == c.name
+        )
+        return not_(has_any) if c.values[0] else has_any
     match = or_(*(_value_match(c, t, v) for v in c.values))
+    if c.modifier == "not":  # R4 3.1.1.5.7: no value matches any code given, or no value at all
+        return not_(
+            exists().where(
+                t.resource_type == resource_type, Selective(t.resource_id == R.id), t.param == c.name, match
+            )
+        )
     if drive:
         ids = select(t.resource_id).where(t.resource_type == resource_type, t.param == c.name, match)
         return R.id.in_(ids)
