@@ -19,11 +19,25 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
+from typing import Any
 from urllib.parse import urlencode
 
 import orjson
 from flask import Blueprint, Response, current_app, g, request
-from sqlalchemy import ColumnElement, Connection, Subquery, and_, func, or_, select, union_all
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Integer,
+    Select,
+    and_,
+    bindparam,
+    func,
+    or_,
+    select,
+    tuple_,
+    union_all,
+)
 from werkzeug.datastructures import MultiDict
 
 from integration.audit import audit
@@ -33,10 +47,10 @@ from integration.fhir_api.capability import SERVED_TYPES
 from integration.fhir_api.compartment import PatientScope, patient_scope
 from integration.fhir_api.export_params import ExportParamError, parse_instant
 from integration.fhir_api.outcomes import answer_errors_as_outcomes, render
-from integration.fhir_api.search_sql import Selective, visible
+from integration.fhir_api.search_sql import Selective
 from integration.http_errors import ApiError
 from integration.store.resources import ResourceRepository
-from integration.store.schema import fhir_resource, fhir_search_reference
+from integration.store.schema import UtcDateTime, fhir_resource, fhir_search_reference
 from integration.strict_params import is_fhir_id, whole_number
 
 bp = Blueprint("fhir_everything", __name__, url_prefix="/fhir")
@@ -138,43 +152,62 @@ class _Request:
 def _page(
     conn: Connection, req: _Request, count: int, after: tuple[str, str] | None
 ) -> tuple[int, list[tuple[str, str, str, str | None]]]:
-    """(total matches, up to count + 1 (type, id, content, patient_id) rows after the cursor).
-
-    One (type, id) order over both arms: they are disjoint (this patient's rows, rows of no
-    patient), so the cursor of the last row sent decides both, and each row is sent once.
-    """
-    t = fhir_resource.c
-    common: list[ColumnElement[bool]] = [t.deleted.is_(False), t.resource_type.in_(req.wanted)]
+    """(total matches, up to count + 1 (type, id, content, patient_id) rows after the cursor)."""
+    restricted = not req.scope.unrestricted
+    count_stmt, page_stmt = _statements(req.since is not None, after is not None, restricted)
+    values: dict[str, object] = {
+        "patient_id": req.patient_id,
+        "wanted": req.wanted,
+        "readable": req.readable,
+        "limit": count + 1,
+    }
     if req.since is not None:
-        common.append(t.last_updated > req.since)
-    keys = _referenced_keys(req)
-    compartment = [t.patient_id == req.patient_id, *common]
-    referenced = [t.patient_id.is_(None), visible(req.scope), *common]
-    total = conn.execute(select(func.count()).select_from(fhir_resource).where(*compartment)).scalar_one()
+        values["since"] = req.since
     if after is not None:
-        later = or_(t.resource_type > after[0], and_(t.resource_type == after[0], t.id > after[1]))
-        compartment.append(later)
-        referenced.append(later)
-    columns = (t.resource_type, t.id, t.content, t.patient_id)
-    own = select(*columns).where(*compartment).order_by(t.resource_type, t.id).limit(count + 1)
-    # Driven by the few referenced keys, each read by primary key, whatever the store holds.
-    linked = (
-        select(*columns)
-        .select_from(
-            keys.join(fhir_resource, and_(t.resource_type == keys.c.target_type, t.id == keys.c.target_id))
-        )
-        .where(*referenced)
-        .order_by(t.resource_type, t.id)
-        .limit(count + 1)
-    )
-    both = union_all(own.subquery().select(), linked.subquery().select()).subquery()
-    rows = conn.execute(select(both).order_by(both.c.resource_type, both.c.id).limit(count + 1))
+        values["after_type"], values["after_id"] = after
+    if restricted:
+        values["group_id"] = req.scope.group_id or ""
+    total = conn.execute(count_stmt, values).scalar_one()
+    rows = conn.execute(page_stmt, values)
     return total, [(r.resource_type, r.id, r.content, r.patient_id) for r in rows]
 
 
-def _referenced_keys(req: _Request) -> Subquery:
-    """Distinct (target_type, target_id) the patient's readable resources reference (reference index),
-    read through the index on the referencing resource, so the cost follows the compartment's size."""
+@cache
+def _statements(since: bool, after: bool, restricted: bool) -> tuple[Select[Any], Select[Any]]:
+    """(count of the matches, one page), built once per shape: building them cost more than running
+    them. One (type, id) order over both arms: they are disjoint (this patient's rows, rows of no
+    patient), so the cursor of the last row sent decides both, and each row is sent once."""
+    t = fhir_resource.c
+    common: list[ColumnElement[bool]] = [
+        t.deleted.is_(False),
+        t.resource_type.in_(bindparam("wanted", expanding=True)),
+    ]
+    if since:
+        common.append(t.last_updated > bindparam("since", type_=UtcDateTime()))
+    compartment = [t.patient_id == bindparam("patient_id"), *common]
+    # A semi-join (IN), not a join on DISTINCT keys: PostgreSQL hashes the few hundred references
+    # instead of sorting them (measured 1.5 ms against 6 ms a page at 187k resources), then reads
+    # each target by primary key.
+    referenced = [t.patient_id.is_(None), tuple_(t.resource_type, t.id).in_(_referenced_keys()), *common]
+    if restricted:  # the compartment rule for rows of no patient: only the client's own Group
+        referenced.append(or_(t.resource_type != "Group", t.id == bindparam("group_id")))
+    count_stmt = select(func.count()).select_from(fhir_resource).where(*compartment)
+    if after:
+        after_type, after_id = bindparam("after_type"), bindparam("after_id")
+        later = or_(t.resource_type > after_type, and_(t.resource_type == after_type, t.id > after_id))
+        compartment.append(later)
+        referenced.append(later)
+    limit = bindparam("limit", type_=Integer())
+    columns = (t.resource_type, t.id, t.content, t.patient_id)
+    own = select(*columns).where(*compartment).order_by(t.resource_type, t.id).limit(limit)
+    linked = select(*columns).where(*referenced).order_by(t.resource_type, t.id).limit(limit)
+    both = union_all(own.subquery().select(), linked.subquery().select()).subquery()
+    return count_stmt, select(both).order_by(both.c.resource_type, both.c.id).limit(limit)
+
+
+def _referenced_keys() -> Select[tuple[str, str]]:
+    """(target_type, target_id) the patient's readable resources reference (reference index), read
+    through the index on the referencing resource, so the cost follows the compartment's size."""
     x = fhir_search_reference.c
     source = fhir_resource.alias("source")
     s = source.c
@@ -187,13 +220,11 @@ def _referenced_keys(req: _Request) -> Subquery:
             )
         )
         .where(
-            s.patient_id == req.patient_id,
+            s.patient_id == bindparam("patient_id"),
             s.deleted.is_(False),
-            s.resource_type.in_(req.readable),
+            s.resource_type.in_(bindparam("readable", expanding=True)),
             x.target_type.is_not(None),
         )
-        .distinct()
-        .subquery("referenced")
     )
 
 
