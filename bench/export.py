@@ -7,6 +7,8 @@ Floor: the same stored JSON read straight from the database and written to one f
 Python heap peak (tracemalloc) of the export worker exporting everything at a quarter of the data
 and at all of it: a flat figure while the data grows 4x is what "constant memory" means.
 $everything: p50/p95 of first pages (_count=100) for random patients, one keep-alive client.
+On SQLite and on PostgreSQL (`BENCH_EXPORT_DATABASES`, default both; PostgreSQL from
+BENCH_DATABASE_URL in its own BENCH_PG_SCHEMA, skipped with the reason when unreachable).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 from sqlalchemy import select
 
-from bench.harness import fresh_sqlite, row, server, timed
+from bench.harness import fresh_postgres, fresh_sqlite, row, server, timed
 from integration.app import create_app
 from integration.auth.smart_clients import SmartClientRepository
 from integration.fhir_api.capability import SERVED_TYPES
@@ -38,6 +40,7 @@ from integration.store.exports import ExportJobRepository
 from integration.store.schema import fhir_resource
 
 N_PATIENTS = int(os.environ.get("BENCH_EXPORT_PATIENTS", "2000"))
+DATABASES = os.environ.get("BENCH_EXPORT_DATABASES", "sqlite,postgresql").split(",")
 CHUNK = 100
 DEFAULT_BASE = "http://127.0.0.1:8000"
 
@@ -171,22 +174,24 @@ def _heap_peak(app: object, types: str) -> tuple[int, int]:
     return count, peak
 
 
-def main() -> None:
-    print(f"export: {N_PATIENTS} patients with a session each, SQLite, real service process, SMART token")
-    with tempfile.TemporaryDirectory() as tmp:
-        url = fresh_sqlite(Path(tmp))
-        os.environ["HORIZON_EXPORT_DIR"] = str(Path(tmp) / "exports")
-        settings = Settings.load(database_url=url, log_level="WARNING", export_dir=str(Path(tmp) / "exports"))
-        app = create_app(settings)
+def _measure(label: str, url: str, tmp: Path) -> None:
+    exports = tmp / f"exports-{label.lower()}"
+    os.environ["HORIZON_EXPORT_DIR"] = str(exports)  # the service process writes its files here
+    settings = Settings.load(database_url=url, log_level="WARNING", export_dir=str(exports))
+    app = create_app(settings)
+    try:
         data = synthetic.batch(seed=2027, n_patients=N_PATIENTS, sessions_per_patient=1)
         every_type = ",".join(SERVED_TYPES)
         loaded_at = time.perf_counter()
         quarter = _load(app, data, 0, N_PATIENTS // 4)
         _, quarter_peak = _heap_peak(app, every_type)
         resources = _load(app, data, N_PATIENTS // 4, N_PATIENTS)
-        print(f"  ({resources:,} resources stored in {time.perf_counter() - loaded_at:.0f} s)")
+        if app.extensions["horizon.db"].engine.dialect.name == "postgresql":
+            with app.extensions["horizon.db"].engine.begin() as conn:
+                conn.exec_driver_sql("ANALYZE")  # as autovacuum would have by then on a live system
+        print(f"  {label}: {resources:,} resources stored in {time.perf_counter() - loaded_at:.0f} s")
         _, full_peak = _heap_peak(app, every_type)
-        floor_s = _floor(app, Path(tmp) / "floor.ndjson")
+        floor_s = _floor(app, tmp / f"floor-{label.lower()}.ndjson")
         with app.extensions["horizon.db"].reader() as conn:
             patients = list(
                 conn.execute(
@@ -197,25 +202,44 @@ def main() -> None:
             http.headers["Authorization"] = f"Bearer {_token(app, base)}"
             ready, fetched, count, size = _export_over_http(http, base)
             latencies = _everything(http, base, patients)
-        row("floor: stored JSON from the database to a file", resources / floor_s, "resources/s")
+        row(f"{label} floor: stored JSON from the database to a file", resources / floor_s, "resources/s")
         row(
-            "$export over HTTP: kick-off to complete manifest",
+            f"{label} $export over HTTP: kick-off to complete manifest",
             count / ready,
             "resources/s",
             f"({ready / floor_s:.1f}x the floor's time; target <= 2x)",
         )
-        row("$export download (streamed NDJSON)", size / fetched / 1e6, "MB/s", f"({size / 1e6:.0f} MB)")
-        row(f"export worker heap peak, {quarter:,} resources", quarter_peak / 1024, "KiB")
         row(
-            f"export worker heap peak, {resources:,} resources",
+            f"{label} $export download (streamed NDJSON)",
+            size / fetched / 1e6,
+            "MB/s",
+            f"({size / 1e6:.0f} MB)",
+        )
+        row(f"{label} export worker heap peak, {quarter:,} resources", quarter_peak / 1024, "KiB")
+        row(
+            f"{label} export worker heap peak, {resources:,} resources",
             full_peak / 1024,
             "KiB",
             "(flat = constant memory)",
         )
         p50, p95 = latencies[len(latencies) // 2], latencies[int(len(latencies) * 0.95)]
-        row("$everything first page (_count=100) p50", p50 * 1000, "ms")
-        row("$everything first page (_count=100) p95", p95 * 1000, "ms")
+        row(f"{label} $everything first page (_count=100) p50", p50 * 1000, "ms")
+        row(f"{label} $everything first page (_count=100) p95", p95 * 1000, "ms")
+    finally:
         app.extensions["horizon.db"].engine.dispose()
+
+
+def main() -> None:
+    print(
+        f"export: {N_PATIENTS} patients with a session each, real service process, SMART token "
+        f"({', '.join(DATABASES)})"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        if "sqlite" in DATABASES:
+            _measure("SQLite", fresh_sqlite(Path(tmp)), Path(tmp))
+        url = fresh_postgres() if "postgresql" in DATABASES else None
+        if url is not None:
+            _measure("PostgreSQL", url, Path(tmp))
 
 
 if __name__ == "__main__":

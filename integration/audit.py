@@ -12,6 +12,7 @@ from typing import Any
 
 from flask import Flask, Response, current_app, g, request
 
+from integration.fhir_api.outcomes import operation_outcome
 from integration.http_errors import error_response
 from integration.store.audit import AuditEntry, AuditRepository
 
@@ -52,6 +53,10 @@ def register(app: Flask) -> None:
         except Exception:
             # An access that cannot be audited must not be served.
             log.exception("audit write failed")
-            return error_response(503, "audit-unavailable", "the audit log cannot be written; try again")
+            message, headers = "the audit log cannot be written; try again", {"Retry-After": "5"}
+            fmt = g.get("fhir_format")
+            if fmt is not None:  # a FHIR request: its errors are OperationOutcomes
+                return operation_outcome(503, message, headers, fmt)
+            return error_response(503, "audit-unavailable", message, headers)
         g.audit_written = True
         return response

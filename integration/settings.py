@@ -97,6 +97,24 @@ class Settings:
         300,
         "Lifetime of SMART access tokens, in seconds; values above 300 are capped at 300.",
     )
+    smart_token_rate_window_seconds: int = setting(
+        "HORIZON_SMART_TOKEN_RATE_WINDOW_SECONDS",
+        60,
+        "Length of the fixed windows the SMART token endpoint's rate limits count in, in seconds.",
+    )
+    smart_token_rate_per_client: int = setting(
+        "HORIZON_SMART_TOKEN_RATE_PER_CLIENT",
+        30,
+        "Token requests one SMART client (its assertion verified) may make per window; more get 429 with "
+        "Retry-After. A client needs one per token lifetime. 0: no limit.",
+    )
+    smart_token_refusals_per_address: int = setting(
+        "HORIZON_SMART_TOKEN_REFUSALS_PER_ADDRESS",
+        20,
+        "Refused token requests (unknown client, bad assertion, malformed request) one remote address "
+        "may make per window; after that its requests get 429 with Retry-After until the window ends. "
+        "0: no limit.",
+    )
 
     signing_keys_dir: str = setting(
         "HORIZON_SIGNING_KEYS_DIR",

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from flask import current_app, g, request
 
 from integration.audit import audit
+from integration.auth.unavailable import DATABASE_UNAVAILABLE, refuse_unavailable
 from integration.http_errors import ApiError
 from integration.store.tokens import TokenRepository
 
@@ -22,8 +23,11 @@ def require_role(*roles: str) -> Callable[[], None]:
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
             _refuse(401, "missing-token", "an Authorization: Bearer token is required", _CHALLENGE)
-        with current_app.extensions["horizon.db"].reader() as conn:
-            owner = TokenRepository(conn).verify(token)
+        try:
+            with current_app.extensions["horizon.db"].reader() as conn:
+                owner = TokenRepository(conn).verify(token)
+        except DATABASE_UNAVAILABLE as exc:
+            refuse_unavailable("auth.refused", exc)
         if owner is None:
             _refuse(
                 401,

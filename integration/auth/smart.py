@@ -28,7 +28,9 @@ from integration.auth.smart_keys import (
     parse_allowlist,
     stored_keys,
 )
+from integration.auth.smart_rate_limit import TokenRateLimits
 from integration.auth.smart_scopes import format_scopes, intersect, parse_scopes
+from integration.auth.unavailable import DATABASE_UNAVAILABLE, refuse_unavailable
 from integration.http_errors import ApiError
 from integration.settings import Settings
 from integration.store.audit import AuditEntry, AuditRepository
@@ -78,20 +80,26 @@ def smart_configuration() -> Response:
 def token() -> Response:
     g.actor = None
     entry = audit("smart.token", detail={"reason": "unexpected_error"})
+    now = time.time()
+    limits = TokenRateLimits(current_app.extensions["horizon.db"], _settings(), now)
     try:
-        return _issue(entry)
+        limits.check_address(request.remote_addr)
+        return _issue(entry, limits, now)
     except TokenRefusal as refusal:
+        if refusal.status != 429:
+            limits.count_refusal(request.remote_addr)
         g.actor = entry.actor = refusal.client_id
         entry.detail = {"reason": refusal.reason}
         body = {"error": refusal.error, "error_description": refusal.description}
-        return _no_store(jsonify(body), refusal.status)
+        response = _no_store(jsonify(body), refusal.status)
+        response.headers.update(refusal.headers)
+        return response
 
 
-def _issue(entry: AuditEntry) -> Response:
+def _issue(entry: AuditEntry, limits: TokenRateLimits, now: float) -> Response:
     form = _token_form()
     settings = _settings()
     db = current_app.extensions["horizon.db"]
-    now = time.time()
     verified = verify_assertion(
         form["client_assertion"],
         token_url=token_url(settings),
@@ -104,6 +112,7 @@ def _issue(entry: AuditEntry) -> Response:
         raise TokenRefusal(
             "invalid_client", "client_id_mismatch", "client_id differs from the assertion", client.client_id
         )
+    limits.count_client(client.client_id)
     if not form.get("scope", "").strip():
         raise TokenRefusal("invalid_scope", "missing_scope", "scope is required", client.client_id)
     # Scopes this server does not know (e.g. patient/, user/, launch) are simply not granted.
@@ -209,7 +218,8 @@ def require_scope(resource_type: str, interaction: str, conn: Connection | None 
     """The grant of this request's bearer token if it allows `interaction` on `resource_type`.
 
     Raises SmartAuthError: 401 for a missing, unknown, expired or revoked token (RFC 6750 section 3),
-    403 when the token's scopes do not cover the interaction. Interactions: read, vread, search,
+    403 when the token's scopes do not cover the interaction, 503 (Retry-After) when the database
+    cannot be asked. Interactions: read, vread, search,
     history-instance, history-type, create, update, delete (or a permission letter of `cruds`).
     A handler that already holds a read transaction passes it, saving a transaction per request.
     """
@@ -241,11 +251,14 @@ def _authenticate(conn: Connection | None) -> Grant:
     if scheme.lower() != "bearer" or not presented:
         # RFC 6750 section 3.1: no error code when the request carried no credentials at all.
         _refuse(401, "missing-token", "an Authorization: Bearer token is required", _REALM)
-    if conn is not None:
-        grant = SmartClientRepository(conn).grant_for(presented, datetime.now(UTC))
-    else:
-        with current_app.extensions["horizon.db"].reader() as own:
-            grant = SmartClientRepository(own).grant_for(presented, datetime.now(UTC))
+    try:
+        if conn is not None:
+            grant = SmartClientRepository(conn).grant_for(presented, datetime.now(UTC))
+        else:
+            with current_app.extensions["horizon.db"].reader() as own:
+                grant = SmartClientRepository(own).grant_for(presented, datetime.now(UTC))
+    except DATABASE_UNAVAILABLE as exc:
+        refuse_unavailable("smart.refused", exc, SmartAuthError)
     if grant is None:
         _refuse(
             401,

@@ -28,16 +28,23 @@ _CLIENT_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 class TokenRefusal(Exception):
     """A token request refused: RFC 6749 error code, audit reason, description, client if known."""
 
-    def __init__(self, error: str, reason: str, description: str, client_id: str | None = None) -> None:
+    def __init__(
+        self,
+        error: str,
+        reason: str,
+        description: str,
+        client_id: str | None = None,
+        *,
+        status: int | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(description)
         self.error = error
         self.reason = reason
         self.description = description
         self.client_id = client_id
-
-    @property
-    def status(self) -> int:
-        return 401 if self.error == "invalid_client" else 400
+        self.status = status or (401 if error == "invalid_client" else 400)
+        self.headers = headers or {}
 
 
 @dataclass(frozen=True, slots=True)

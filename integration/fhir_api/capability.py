@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from integration.fhir_api.operations import add_operations
-from integration.fhir_api.search_query import sort_keys
+from integration.fhir_api.search_query import DATE_PREFIXES, MODIFIERS, sort_keys
 from integration.store.search_params import COMMON, params_for, reference_params_to
 from mappings.ids import RESOURCE_TYPE
 
@@ -20,7 +20,7 @@ def search_capabilities(resource_type: str) -> dict[str, Any]:
     params: list[dict[str, str]] = [
         {"name": name, "type": "token" if name == "_id" else kind} for name, kind in COMMON.items()
     ]
-    params += [{"name": p.name, "type": p.type} for p in defined]
+    params += [{"name": p.name, "type": p.type, "documentation": _modifiers(p.type)} for p in defined]
     entry: dict[str, Any] = {"searchParam": params}
     includes = [f"{resource_type}:{p.name}" for p in defined if p.type == "reference"]
     revincludes = sorted(f"{p.resource_type}:{p.name}" for p in reference_params_to(resource_type))
@@ -30,9 +30,22 @@ def search_capabilities(resource_type: str) -> dict[str, Any]:
         entry["searchRevInclude"] = revincludes
     entry["documentation"] = (
         f"_sort: {', '.join(sort_keys(resource_type))} (prefix - for descending); _count (max 1000), "
-        "_summary=count, _total, paging by next links; Prefer: handling=strict rejects unknown parameters"
+        "_summary=count, _total, paging by next links (sorted pages read the store as of the first page); "
+        "Prefer: handling=strict rejects unknown parameters"
     )
     return entry
+
+
+def _modifiers(param_type: str) -> str:
+    """The modifiers the parser accepts for a parameter type (R4 CapabilityStatement has no element
+    for them, so they are stated in the parameter's documentation)."""
+    listed = [f":{m}" for m in MODIFIERS[param_type]]
+    if param_type == "reference":
+        listed.insert(0, ":[type]")
+    text = f"modifiers {', '.join(listed)}"
+    if param_type == "date":
+        text += f"; prefixes {' '.join(DATE_PREFIXES)}"
+    return text
 
 
 def capability_statement(token_url: str, software_version: str, published: str) -> dict[str, Any]:

@@ -53,6 +53,7 @@ ISSUE_OF_STATUS: dict[int, tuple[str, str]] = {
     415: ("error", "not-supported"),
     429: ("error", "throttled"),
     500: ("fatal", "exception"),
+    503: ("error", "transient"),
 }
 
 

@@ -8,7 +8,8 @@ an include either. Audited as `fhir.search` with the patients whose data left.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlencode
 
@@ -20,7 +21,8 @@ from integration.audit import audit
 from integration.auth.smart_clients import Grant
 from integration.fhir_api.compartment import PatientScope, patient_scope
 from integration.fhir_api.outcomes import render
-from integration.fhir_api.search_query import Link, SearchQuery, encode_cursor, parse
+from integration.fhir_api.search_query import Link, SearchQuery, encode_cursor, moves_on_update, parse
+from integration.fhir_api.search_snapshot import moved_since, snapshot_instant
 from integration.fhir_api.search_sql import count_query, page_query, visible
 from integration.store.keys import grouped_chunks
 from integration.store.schema import fhir_resource, fhir_search_reference
@@ -51,14 +53,16 @@ def search(
         detail={"parameters": sorted({name for name, _ in query.canonical})},
     )
     base = fhir_base()
-    with current_app.extensions["horizon.db"].reader() as conn:
+    snapshotted = moves_on_update(query)
+    with _reader(snapshotted) as conn:
         scope = patient_scope(conn, grant)
         if query.summary_count:
             total = conn.execute(count_query(query, scope)).scalar_one()
             bundle = _bundle(query, base, total, [], None)
             entry.detail["total"] = total
             return render(bundle, fmt)
-        stmt, date_keys = page_query(query, scope)
+        moved = moved_since(conn, query, scope)
+        stmt, date_keys = page_query(query, scope, moved)
         rows = conn.execute(stmt).all()
         more = len(rows) > query.count
         rows = rows[: query.count]
@@ -69,7 +73,10 @@ def search(
             total = len(rows)
         cursor = None
         if more:
-            cursor = encode_cursor(tuple(getattr(rows[-1], f"k{i}") for i in range(len(date_keys))))
+            snapshot = query.snapshot
+            if snapshotted and snapshot is None:
+                snapshot = snapshot_instant(conn, resource_type)
+            cursor = encode_cursor(tuple(getattr(rows[-1], f"k{i}") for i in range(len(date_keys))), snapshot)
         ids = [row.id for row in rows]
         included, truncated = _included(conn, query, scope, grant, ids)
     entries = [_entry(base, resource_type, r.id, r.content, "match") for r in rows]
@@ -84,13 +91,26 @@ def search(
     return render(bundle, fmt)
 
 
+@contextmanager
+def _reader(consistent: bool) -> Iterator[Connection]:
+    """A read transaction; `consistent`: all its statements see one snapshot (PostgreSQL REPEATABLE
+    READ; a SQLite read transaction in WAL mode always does), as `_sort` paging needs."""
+    engine = current_app.extensions["horizon.db"].engine
+    if not consistent or engine.dialect.name != "postgresql":
+        with current_app.extensions["horizon.db"].reader() as conn:
+            yield conn
+        return
+    with engine.connect().execution_options(isolation_level="REPEATABLE READ") as conn, conn.begin():
+        yield conn
+
+
 def _bundle(
     query: SearchQuery, base: str, total: int | None, entries: list[dict[str, Any]], cursor: str | None
 ) -> dict[str, Any]:
     url = f"{base}/{query.resource_type}"
     self_params = list(query.canonical)
     if query.cursor is not None:
-        self_params.append(("_cursor", encode_cursor(query.cursor)))
+        self_params.append(("_cursor", encode_cursor(query.cursor, query.snapshot)))
     links = [{"relation": "self", "url": _url(url, self_params)}]
     if cursor is not None:
         links.append({"relation": "next", "url": _url(url, [*query.canonical, ("_cursor", cursor)])})

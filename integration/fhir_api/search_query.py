@@ -17,7 +17,7 @@ import orjson
 
 from integration.store.search_extract import date_range, normalize, split_reference
 from integration.store.search_params import COMMON, SearchParam, params_for
-from integration.strict_params import has_control, whole_number
+from integration.strict_params import has_control, utc_in_range, whole_number
 
 DEFAULT_COUNT = 50
 MAX_COUNT = 1000
@@ -26,7 +26,16 @@ DATE_PREFIXES = ("eq", "ne", "lt", "gt", "le", "ge", "sa", "eb")
 SORT_COLUMNS = ("_id", "_lastUpdated")
 # Parameters that shape the result, not the match; `_format` is negotiated before search runs.
 IGNORED = frozenset({"_format", "_pretty"})
-_MODIFIERS = {"string": {"", "exact", "contains"}, "token": {""}, "uri": {""}, "date": {""}}
+# Modifiers per parameter type (R4 3.1.1.5.x); references also take a target type (`subject:Patient`).
+MODIFIERS = {
+    "string": ("exact", "contains", "missing"),
+    "token": ("not", "missing"),
+    "uri": ("missing",),
+    "date": ("missing",),
+    "reference": ("missing",),
+}
+# Criteria that hold for resources WITHOUT a matching index row: they cannot drive a search.
+NEGATED = frozenset({"missing", "not"})
 
 
 class SearchError(ValueError):
@@ -72,6 +81,7 @@ class SearchQuery:
     includes: list[Link] = field(default_factory=list)
     revincludes: list[Link] = field(default_factory=list)
     cursor: tuple[object, ...] | None = None
+    snapshot: datetime | None = None  # `_sort` paging: the store as of this instant (search_snapshot.py)
     canonical: list[tuple[str, str]] = field(default_factory=list)  # what the self link repeats
 
 
@@ -103,9 +113,17 @@ def parse(resource_type: str, pairs: list[tuple[str, str]], *, strict: bool) -> 
     return query
 
 
-def encode_cursor(values: tuple[object, ...]) -> str:
-    raw = [v.isoformat() if isinstance(v, datetime) else v for v in values]
+def encode_cursor(values: tuple[object, ...], snapshot: datetime | None = None) -> str:
+    """The last row's sort keys (and the snapshot instant a `_sort` paging began at) as a `_cursor`."""
+    keys = [v.isoformat() if isinstance(v, datetime) else v for v in values]
+    raw = keys if snapshot is None else {"at": snapshot.isoformat(), "keys": keys}
     return base64.urlsafe_b64encode(orjson.dumps(raw)).decode().rstrip("=")
+
+
+def moves_on_update(query: SearchQuery) -> bool:
+    """Whether an update can move a match in this search's order: a sort key before any `_id` that
+    an update can change (`_lastUpdated`, a date). Such pages read the store as of a snapshot."""
+    return bool(query.sort) and query.sort[0][0] != "_id"
 
 
 def _cursor(query: SearchQuery, value: str, strict: bool) -> None:
@@ -113,9 +131,22 @@ def _cursor(query: SearchQuery, value: str, strict: bool) -> None:
         raw = orjson.loads(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)))
     except (binascii.Error, ValueError, orjson.JSONDecodeError):
         raise SearchError("_cursor is not a cursor this server issued") from None
+    if isinstance(raw, dict) and raw.keys() == {"at", "keys"}:
+        query.snapshot = _instant(raw["at"])
+        raw = raw["keys"]
     if not isinstance(raw, list) or not all(isinstance(v, str) and not has_control(v) for v in raw):
         raise SearchError("_cursor is not a cursor this server issued")
     query.cursor = tuple(raw)
+
+
+def _instant(value: object) -> datetime:
+    try:
+        moment = datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None or utc_in_range(moment) is None:
+        raise SearchError("_cursor is not a cursor this server issued")
+    return moment
 
 
 def _count(query: SearchQuery, value: str, strict: bool) -> None:
@@ -215,11 +246,15 @@ def _common(name: str, value: str) -> Criterion:
 
 def _criterion(param: SearchParam, modifier: str, value: str) -> Criterion:
     name = param.name
+    if modifier == "missing":
+        if value not in ("true", "false"):
+            raise SearchError(f"{name}:missing takes true or false, not {value[:20]!r}")
+        return Criterion(name, param.type, param, modifier, (value == "true",))
     if param.type == "reference":
-        if modifier and not modifier.isalpha():
+        if modifier and not (modifier.isalpha() and modifier[0].isupper()):  # a type: subject:Patient
             raise SearchError(f"modifier :{modifier[:20]} is not supported on {name}")
         values = tuple(_reference(v, modifier or None, param) for v in _split(value, name))
-    elif modifier not in _MODIFIERS[param.type]:
+    elif modifier and modifier not in MODIFIERS[param.type]:
         raise SearchError(f"modifier :{modifier[:20]} is not supported on {name}")
     elif param.type == "token":
         values = tuple(_token(v) for v in _split(value, name))

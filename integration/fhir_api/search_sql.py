@@ -5,6 +5,8 @@ references, then tokens, strings, dates) drives the query through its value inde
 are checked per candidate through the (resource_type, resource_id, param) index. Paging is keyset:
 rows come in (sort keys..., id) order and a page continues strictly after the last row of the
 previous one, so rows written meanwhile never shift a page (no skipped or repeated resources).
+Sort keys an update can change (`_lastUpdated`, dates) page over a snapshot instead: rows changed
+since the paging began keep the place they had then (`search_snapshot.py`).
 The compartment rule (`compartment.py`) is part of the WHERE clause of every query.
 """
 
@@ -13,13 +15,27 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import ColumnElement, Select, and_, exists, false, func, literal, not_, or_, select, true
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    case,
+    exists,
+    false,
+    func,
+    literal,
+    not_,
+    or_,
+    select,
+    true,
+    type_coerce,
+)
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.visitors import InternalTraversal
 
 from integration.fhir_api.compartment import PatientScope
-from integration.fhir_api.search_query import Criterion, SearchError, SearchQuery
+from integration.fhir_api.search_query import NEGATED, Criterion, SearchError, SearchQuery
 from integration.store.schema import UtcDateTime, fhir_resource, fhir_search_date
 from integration.store.search_extract import LOWEST
 from integration.store.search_index import TABLES
@@ -29,11 +45,20 @@ R = fhir_resource.c
 _DRIVE_ORDER = {"_id": 0, "reference": 1, "token": 2, "uri": 2, "string": 3, "date": 4, "_lastUpdated": 5}
 
 
-def page_query(query: SearchQuery, scope: PatientScope) -> tuple[Select[Any], list[bool]]:
-    """The page's rows (id, content, patient_id, last_updated, k0..kn) and which keys are datetimes."""
-    keys = _sort_keys(query)
+def page_query(
+    query: SearchQuery, scope: PatientScope, moved: dict[str, tuple[object, ...]] | None = None
+) -> tuple[Select[Any], list[bool]]:
+    """The page's rows (id, content, patient_id, last_updated, k0..kn) and which keys are datetimes.
+
+    With a snapshot (`query.snapshot`), only rows unchanged since then and the `moved` ones (id ->
+    their sort keys as of the snapshot, which replace their current ones) are paged.
+    """
+    keys = _sort_keys(query, moved or {})
     columns = [expr.label(f"k{i}") for i, (expr, _, _) in enumerate(keys)]
-    stmt = select(R.id, R.content, R.patient_id, R.last_updated, *columns).where(*_where(query, scope))
+    stmt = select(R.id, R.content, R.patient_id, R.last_updated, *columns).where(*matches(query, scope))
+    if query.snapshot is not None:
+        unchanged = R.last_updated <= literal(query.snapshot, UtcDateTime())
+        stmt = stmt.where(or_(unchanged, R.id.in_(sorted(moved))) if moved else unchanged)
     if query.cursor is not None:
         stmt = stmt.where(_after(keys, _cursor_values(query.cursor, keys)))
     order = [expr.desc() if desc else expr.asc() for expr, desc, _ in keys]
@@ -41,7 +66,7 @@ def page_query(query: SearchQuery, scope: PatientScope) -> tuple[Select[Any], li
 
 
 def count_query(query: SearchQuery, scope: PatientScope) -> Select[Any]:
-    return select(func.count()).select_from(fhir_resource).where(*_where(query, scope))
+    return select(func.count()).select_from(fhir_resource).where(*matches(query, scope))
 
 
 def visible(scope: PatientScope, columns: Any = R) -> ColumnElement[bool]:
@@ -56,14 +81,16 @@ def visible(scope: PatientScope, columns: Any = R) -> ColumnElement[bool]:
     return and_(or_(patient_id.is_(None), members), group_ok)
 
 
-def _where(query: SearchQuery, scope: PatientScope) -> list[ColumnElement[bool]]:
+def matches(query: SearchQuery, scope: PatientScope) -> list[ColumnElement[bool]]:
+    """The WHERE clauses of the search's matches (type, not deleted, visible, every criterion)."""
     clauses: list[ColumnElement[bool]] = [
         R.resource_type == query.resource_type,
         R.deleted.is_(False),
         visible(scope),
     ]
     ordered = sorted(query.criteria, key=lambda c: _DRIVE_ORDER[c.type if c.param else c.name])
-    driver = next((c for c in ordered if c.param is not None), None)
+    # A negated criterion (`:missing=true`, `:not`) matches by the absence of rows: never the driver.
+    driver = next((c for c in ordered if c.param is not None and c.modifier not in NEGATED), None)
     for criterion in ordered:
         clauses.append(_criterion(query.resource_type, criterion, drive=criterion is driver))
     return clauses
@@ -76,7 +103,18 @@ def _criterion(resource_type: str, c: Criterion, *, drive: bool) -> ColumnElemen
         return or_(*(_date_match(v, R.last_updated, R.last_updated) for v in c.values))  # type: ignore[arg-type]
     table = TABLES[c.param.index_type]
     t = table.c
+    if c.modifier == "missing":  # R4 3.1.1.5.1: no indexed value at all (true), or some (false)
+        has_any = exists().where(
+            t.resource_type == resource_type, Selective(t.resource_id == R.id), t.param == c.name
+        )
+        return not_(has_any) if c.values[0] else has_any
     match = or_(*(_value_match(c, t, v) for v in c.values))
+    if c.modifier == "not":  # R4 3.1.1.5.7: no value matches any code given, or no value at all
+        return not_(
+            exists().where(
+                t.resource_type == resource_type, Selective(t.resource_id == R.id), t.param == c.name, match
+            )
+        )
     if drive:
         ids = select(t.resource_id).where(t.resource_type == resource_type, t.param == c.name, match)
         return R.id.in_(ids)
@@ -84,11 +122,11 @@ def _criterion(resource_type: str, c: Criterion, *, drive: bool) -> ColumnElemen
     # a scan of every row with that value (linear in the store); marking the correlation as highly
     # selective makes it read the candidate's own rows through the (type, id, param) index instead.
     return exists().where(
-        t.resource_type == resource_type, _Selective(t.resource_id == R.id), t.param == c.name, match
+        t.resource_type == resource_type, Selective(t.resource_id == R.id), t.param == c.name, match
     )
 
 
-class _Selective(ColumnElement[bool]):
+class Selective(ColumnElement[bool]):
     """A condition SQLite's planner should take as almost never true (`likelihood(X, 1e-6)`, its
     documented hint; a no-op at run time). Other databases get the condition as it is."""
 
@@ -101,13 +139,13 @@ class _Selective(ColumnElement[bool]):
         self.type = condition.type
 
 
-@compiles(_Selective)
-def _condition(element: _Selective, compiler: SQLCompiler, **kw: Any) -> str:
+@compiles(Selective)
+def _condition(element: Selective, compiler: SQLCompiler, **kw: Any) -> str:
     return compiler.process(element.condition, **kw)
 
 
-@compiles(_Selective, "sqlite")
-def _likelihood(element: _Selective, compiler: SQLCompiler, **kw: Any) -> str:
+@compiles(Selective, "sqlite")
+def _likelihood(element: Selective, compiler: SQLCompiler, **kw: Any) -> str:
     return f"likelihood({compiler.process(element.condition, **kw)}, 0.000001)"
 
 
@@ -152,14 +190,25 @@ def _date_match(value: tuple[str, datetime, datetime], low: Any, high: Any) -> C
     }[prefix]
 
 
-def _sort_keys(query: SearchQuery) -> list[tuple[Any, bool, bool]]:
-    """(expression, descending, is_datetime) per sort key, ending with the id as tie-breaker."""
+def sort_names(query: SearchQuery) -> list[tuple[str, bool]]:
+    """(key, descending) in order, ending with `_id` as the tie-breaker when no key before it is."""
+    names = list(query.sort)
+    if not any(name == "_id" for name, _ in names):
+        names.append(("_id", False))
+    return names
+
+
+def _sort_keys(query: SearchQuery, moved: dict[str, tuple[object, ...]]) -> list[tuple[Any, bool, bool]]:
+    """(expression, descending, is_datetime) per sort key, ending with the id as tie-breaker.
+
+    A `moved` row's keys are the literals given for it (its place as of the paging's snapshot)."""
     keys: list[tuple[Any, bool, bool]] = []
-    for name, desc in query.sort:
+    for i, (name, desc) in enumerate(sort_names(query)):
         if name == "_id":
             keys.append((R.id, desc, False))
-        elif name == "_lastUpdated":
-            keys.append((R.last_updated, desc, True))
+            continue
+        if name == "_lastUpdated":
+            expr: Any = R.last_updated
         else:  # a date parameter: its earliest value, missing dates first
             d = fhir_search_date.c
             earliest = (
@@ -167,9 +216,11 @@ def _sort_keys(query: SearchQuery) -> list[tuple[Any, bool, bool]]:
                 .where(d.resource_type == query.resource_type, d.resource_id == R.id, d.param == name)
                 .scalar_subquery()
             )
-            keys.append((func.coalesce(earliest, literal(LOWEST, UtcDateTime())), desc, True))
-    if not any(expr is R.id for expr, _, _ in keys):
-        keys.append((R.id, False, False))
+            expr = func.coalesce(earliest, literal(LOWEST, UtcDateTime()))
+        if moved:
+            then = {rid: literal(values[i], UtcDateTime()) for rid, values in moved.items()}
+            expr = type_coerce(case(then, value=R.id, else_=expr), UtcDateTime())
+        keys.append((expr, desc, True))
     return keys
 
 

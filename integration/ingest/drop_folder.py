@@ -35,7 +35,6 @@ SUBFOLDERS = ("inbox", "done", "rejected", "failed")
 _IN_PROGRESS_SUFFIXES = (".part", ".tmp")
 
 
-
 class Intake(Protocol):
     """The store side: the same intake as the API, with the audit entry committed alongside."""
 

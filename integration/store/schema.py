@@ -246,6 +246,18 @@ smart_access_token = Table(
     Index(None, "expires_at"),
 )
 
+# Rate-limit counters (integration/auth/rate_limit.py): hits of one bucket (e.g. a client id or a
+# remote address at the token endpoint) in one fixed window, shared by every worker process.
+# window_start is in epoch seconds, a multiple of the window length; past windows are deleted.
+rate_limit_window = Table(
+    "rate_limit_window",
+    metadata,
+    Column("bucket", String(200), primary_key=True),
+    Column("window_start", BigInteger, primary_key=True),
+    Column("hits", Integer, nullable=False),
+    Index(None, "window_start"),
+)
+
 # --- FHIR search index (search) ---------------------------------------------------------------
 # Values of every search parameter (store/search_params.json) of every current, non-deleted
 # resource, one typed table per parameter type, replaced in the transaction that writes the

@@ -175,7 +175,9 @@ def test_every_refusal_is_rfc6749_json_and_audited(client, db, client_id):
     for name, status, error, reason_code, kw in CASES:
         who, signed = _build(kw, client_id, revoked_id)
         sent.append(signed)
-        response = post(client, form(signed, **kw.get("data", {})))
+        # Each case from its own address: one address is throttled after a few refusals (tested below).
+        address = {"REMOTE_ADDR": f"10.9.{len(sent) // 250}.{len(sent) % 250}"}
+        response = post(client, form(signed, **kw.get("data", {})), environ_base=address)
         body = response.json
         row = audit_rows(db)[-1]
         expected_actor = None if reason_code in ANONYMOUS else who

@@ -1,7 +1,8 @@
-"""Patient/$everything: the compartment from stored bytes, _type, _since, stable paging, scopes, audit."""
+"""Patient/$everything: the compartment and the resources it references, from stored bytes; _type,
+_since, stable paging, scopes, audit."""
 
 import random
-from datetime import date
+from datetime import UTC, date, datetime
 from urllib.parse import urlsplit
 
 import orjson
@@ -9,6 +10,8 @@ import pytest
 from sqlalchemy import select
 
 from integration.ingest import synthetic
+from integration.ingest.service import write_static_resources
+from integration.store.resources import ResourceRepository, ResourceWrite
 from integration.store.schema import audit_event, fhir_resource
 from mappings.group import referrer_group_id
 from mappings.ids import resource_id
@@ -18,6 +21,7 @@ from tests.fhir_api.test_bulk_export import load, token
 @pytest.fixture
 def stored(db, ctx):
     batch = synthetic.batch(seed=33, n_patients=3, sessions_per_patient=2)
+    write_static_resources(db, ctx)  # the clinic Organization and Device, as a served instance has them
     load(db, ctx, batch)
     return batch
 
@@ -29,6 +33,33 @@ def _compartment(db, patient_id):
             select(t.resource_type, t.id, t.content).where(t.patient_id == patient_id, t.deleted.is_(False))
         )
         return {(r.resource_type, r.id): r.content for r in rows}
+
+
+def _referenced(db, compartment, types=None):
+    """Resources in no patient compartment that the compartment's resources (of `types`) reference,
+    found by reading every reference in their JSON: independent of the server's reference index."""
+    targets = set()
+
+    def walk(node):
+        if isinstance(node, dict):
+            ref = node.get("reference")
+            if isinstance(ref, str) and ref.count("/") == 1:
+                targets.add(tuple(ref.split("/")))
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    for (resource_type, _), content in compartment.items():
+        if types is None or resource_type in types:
+            walk(orjson.loads(content))
+    t = fhir_resource.c
+    with db.reader() as conn:
+        rows = conn.execute(
+            select(t.resource_type, t.id, t.content).where(t.patient_id.is_(None), t.deleted.is_(False))
+        )
+        return {(r.resource_type, r.id): r.content for r in rows if (r.resource_type, r.id) in targets}
 
 
 def _follow(client, url, headers):
@@ -50,13 +81,18 @@ def test_everything_pages_through_the_compartment_from_stored_bytes(client, db, 
     headers = token(client, db)
     patient = resource_id("patient", stored["patients"][0]["id"])
     compartment = _compartment(db, patient)
+    referenced = _referenced(db, compartment)
+    # The clinic, its charting-system Device and the staff who attended, performed and referred.
+    assert {k[0] for k in referenced} == {"Organization", "Practitioner", "Device"}
     first = client.get(f"/fhir/Patient/{patient}/$everything?_count=25", headers=headers)
-    assert first.status_code == 200 and first.json["total"] == len(compartment)
+    assert first.status_code == 200 and first.json["total"] == len(compartment)  # matches only
     entries, pages = _follow(client, f"http://x/fhir/Patient/{patient}/$everything?_count=25", headers)
-    assert pages == -(-len(compartment) // 25)
-    got = {(e["resource"]["resourceType"], e["resource"]["id"]): e["resource"] for e in entries}
-    assert len(got) == len(entries) == len(compartment)
-    assert all(orjson.loads(compartment[k]) == v for k, v in got.items())
+    assert pages == -(-(len(compartment) + len(referenced)) // 25)
+    got = {(e["resource"]["resourceType"], e["resource"]["id"]): e for e in entries}
+    assert len(got) == len(entries) == len(compartment) + len(referenced)  # each once
+    for key, content in {**compartment, **referenced}.items():
+        assert got[key]["resource"] == orjson.loads(content)
+        assert got[key]["search"]["mode"] == ("match" if key in compartment else "include")
     with db.reader() as conn:
         row = (
             conn.execute(select(audit_event).where(audit_event.c.action == "fhir.everything"))
@@ -82,11 +118,12 @@ def test_next_links_stay_correct_while_data_arrives(client, db, ctx, stored):
         None,
         "completed",
     )
+    referenced = set(_referenced(db, _compartment(db, patient)))
     load(db, ctx, {"sessions": [session]})
     assert len(_compartment(db, patient)) > len(before)
     rest, _ = _follow(client, next_url, headers)
     seen = {(e["resource"]["resourceType"], e["resource"]["id"]) for e in page["entry"] + rest}
-    assert before <= seen  # nothing that was there is skipped
+    assert before | referenced <= seen  # nothing that was there is skipped
     assert len(seen) == len(page["entry"]) + len(rest)  # and nothing repeats
 
 
@@ -141,3 +178,64 @@ def test_capability_statement_declares_the_operations(client):
     assert ops["Patient"] == {"patient-export", "Patient-everything"}
     assert ops["Group"] == {"group-export"}
     assert client.get("/fhir/metadata?_format=xml").status_code == 200  # still a valid R4 CapabilityStatement
+
+
+def test_referenced_resources_follow_the_scopes_type_and_since(client, db, stored):
+    patient = resource_id("patient", stored["patients"][0]["id"])
+    compartment = _compartment(db, patient)
+    everything = f"/fhir/Patient/{patient}/$everything"
+
+    def keys(headers, query=""):
+        entries, _ = _follow(client, f"http://x{everything}?_count=7{query}", headers)
+        return {(e["resource"]["resourceType"], e["resource"]["id"]) for e in entries}
+
+    # Practitioners the client may read, but only those named by resources it may read itself
+    # (the Encounters); no Organization without Organization scope.
+    encounters = token(
+        client, db, name="enc", scope="system/Patient.rs system/Encounter.rs system/Practitioner.rs"
+    )
+    got = keys(encounters)
+    from_encounters = _referenced(db, compartment, {"Encounter"})
+    expected_practitioners = {k for k in from_encounters if k[0] == "Practitioner"}
+    assert expected_practitioners and {k for k in got if k[0] == "Practitioner"} == expected_practitioners
+    assert {k[0] for k in got} == {"Patient", "Encounter", "Practitioner"}
+    everyone = {k for k in _referenced(db, compartment) if k[0] == "Practitioner"}
+    assert everyone > expected_practitioners  # others are named only by Procedures, ServiceRequests, ...
+    # Patient only: the Patient names the clinic Organization, which this client may not read.
+    patient_only = token(client, db, name="pat", scope="system/Patient.rs system/Practitioner.rs")
+    assert keys(patient_only) == {("Patient", patient)}
+
+    full = token(client, db)
+    assert keys(full, "&_type=Practitioner") == everyone
+    assert keys(full, "&_type=Organization,Patient") == {("Patient", patient)} | {
+        k for k in _referenced(db, compartment) if k[0] == "Organization"
+    }
+    assert keys(full, "&_since=2999-01-01T00:00:00Z") == set()
+
+
+def test_another_patients_resources_are_never_included(client, db, stored):
+    patient = resource_id("patient", stored["patients"][0]["id"])
+    other = resource_id("patient", stored["patients"][1]["id"])
+    procedure = {
+        "resourceType": "Procedure",
+        "id": "cross-reference",
+        "status": "completed",
+        "subject": {"reference": f"Patient/{patient}"},
+        "performer": [{"actor": {"reference": f"Patient/{other}"}}],
+    }
+    with db.writer() as conn:
+        ResourceRepository(conn).write(
+            [
+                ResourceWrite(
+                    "Procedure", "cross-reference", 1, "x", orjson.dumps(procedure).decode(), patient
+                )
+            ],
+            now=datetime.now(UTC),
+        )
+    entries, _ = _follow(client, f"http://x/fhir/Patient/{patient}/$everything", token(client, db))
+    got = {(e["resource"]["resourceType"], e["resource"]["id"]) for e in entries}
+    assert ("Procedure", "cross-reference") in got
+    assert ("Patient", other) not in got
+    assert {e["resource"].get("id") for e in entries if e["resource"]["resourceType"] == "Patient"} == {
+        patient
+    }

@@ -251,8 +251,9 @@ def test_history_of_a_moved_record_shows_each_group_client_only_its_patients_ver
         assert client.get(f"{vread}/{other}", headers=headers).status_code == 404
         with db.reader() as conn:
             row = conn.execute(
-                select(audit_event.c.patient_id, audit_event.c.detail)
-                .where(audit_event.c.action == "fhir.history", audit_event.c.actor == client_id)
+                select(audit_event.c.patient_id, audit_event.c.detail).where(
+                    audit_event.c.action == "fhir.history", audit_event.c.actor == client_id
+                )
             ).one()
         assert row.patient_id == patient and orjson.loads(row.detail)["patients"] == [patient]
     _group(db, "g-none", [[]])

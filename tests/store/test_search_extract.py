@@ -97,8 +97,17 @@ def test_ranges_past_the_representable_years_are_clamped(text, low, high):
 
 @pytest.mark.parametrize(
     "text",
-    ["", "2026-13", "2026-02-30", "26-01-01", "2026-02-01T25:00Z", "2026-02-01T10:00+15:00", "x",
-     "\u0662\u0660\u0662\u0666", "2026-01-01\n"],
+    [
+        "",
+        "2026-13",
+        "2026-02-30",
+        "26-01-01",
+        "2026-02-01T25:00Z",
+        "2026-02-01T10:00+15:00",
+        "x",
+        "\u0662\u0660\u0662\u0666",
+        "2026-01-01\n",
+    ],
 )
 def test_malformed_dates_are_refused(text):
     assert date_range(text) is None
