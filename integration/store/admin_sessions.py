@@ -13,9 +13,9 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, delete, func, insert, select, update
 
-from integration.store.schema import admin_session, api_token
+from integration.store.schema import admin_login_failure, admin_session, api_token
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,3 +136,25 @@ class AdminSessionRepository:
         """Delete sessions that ended (expired) before `before`; logins and logouts stay in the audit log."""
         result = self._conn.execute(delete(admin_session).where(admin_session.c.expires_at < before))
         return result.rowcount
+
+
+class LoginFailures:
+    """Failed browser logins per client address within a window (the login rate limit)."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._conn = connection
+
+    def count(self, remote_addr: str, since: datetime) -> int:
+        t = admin_login_failure.c
+        query = select(func.count()).where(t.remote_addr == remote_addr, t.failed_at >= since)
+        return int(self._conn.execute(query).scalar() or 0)
+
+    def oldest(self, remote_addr: str, since: datetime) -> datetime | None:
+        t = admin_login_failure.c
+        query = select(func.min(t.failed_at)).where(t.remote_addr == remote_addr, t.failed_at >= since)
+        return self._conn.execute(query).scalar()
+
+    def record(self, remote_addr: str, now: datetime, forget_before: datetime) -> None:
+        """Count one failure; failures older than the window are deleted on the way."""
+        self._conn.execute(delete(admin_login_failure).where(admin_login_failure.c.failed_at < forget_before))
+        self._conn.execute(insert(admin_login_failure).values(remote_addr=remote_addr[:64], failed_at=now))

@@ -567,3 +567,15 @@ admin_session = Table(
     Index(None, "token_pk"),
     Index(None, "expires_at"),
 )
+
+# Failed admin browser logins, per client address, kept only for the counting window: what the login
+# rate limit counts (the audit log has every attempt too, but counting there would scan all traffic).
+admin_login_failure = Table(
+    "admin_login_failure",
+    metadata,
+    Column("pk", BigId, primary_key=True, autoincrement=True),
+    Column("remote_addr", String(64), nullable=False),
+    Column("failed_at", UtcDateTime(), nullable=False),
+    Index(None, "remote_addr", "failed_at"),
+    Index(None, "failed_at"),
+)
