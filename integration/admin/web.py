@@ -49,4 +49,4 @@ def page(template: str, status: int = 200, **context: Any) -> Response:
 
 
 def error_page(status: int, message: str) -> Response:
-    return page("error.html", status, status=status, message=message)
+    return page("error.html", status, code=status, message=message)
