@@ -174,7 +174,7 @@ def test_summary_preview_page_frames_the_html(browser, clinic_headers, db):
     post_batch(browser, clinic_headers, body)
     patient = patient_fhir_id(body["patients"][0]["id"])
     page = browser.get(f"/admin/summaries?patient={patient}&format=html").text
-    assert f'<iframe class="summary" sandbox' in page and f"/admin/summaries/frame?patient={patient}" in page
+    assert '<iframe class="summary" sandbox' in page and f"/admin/summaries/frame?patient={patient}" in page
     for fmt in ("pdf", "ccda", "fhir"):
         assert f"/admin/api/summaries/preview?patient={patient}&amp;format={fmt}" in page
     frame = browser.get(f"/admin/summaries/frame?patient={patient}")
