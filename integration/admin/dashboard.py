@@ -77,6 +77,14 @@ def _overview(status: int = 200, error: str | None = None) -> Response:
     )
 
 
+@bp.post("/destinations/capabilities")
+def refresh_capabilities() -> Response:
+    """Re-read every delivering destination's CapabilityStatement (outbound calls: a POST, not a GET)."""
+    audit("sync.capabilities.refresh")
+    destinations.overview(refresh_capabilities=True)
+    return redirect(url_for("admin_ui.overview"), 303)
+
+
 @bp.post("/destinations/<name>/pause")
 def pause(name: str) -> Response:
     return _set_paused(name, True)

@@ -75,6 +75,15 @@ def test_overview_shows_the_destination_state(browser, admin, db, ctx):
     assert (entry["actor"], entry["outcome"]) == ("clinic-admin", 200)
 
 
+def test_capabilities_button_reads_the_servers_capability_statement(browser, receiver, db):
+    assert "not learned yet" in browser.get("/admin/").text
+    response = browser.post("/admin/destinations/capabilities", data={"csrf_token": page_token(browser)})
+    assert response.status_code == 303
+    assert "/fhir/metadata" in [r[1] for r in receiver.requests]
+    assert "transaction yes" in browser.get("/admin/").text
+    assert [r["actor"] for r in _rows(db, "sync.capabilities.refresh")] == ["clinic-admin"]
+
+
 def test_pause_and_resume_buttons(browser, admin, db):
     token = page_token(browser)
     paused = browser.post("/admin/destinations/test-ehr/pause", data={"csrf_token": token})
