@@ -14,8 +14,10 @@ import uuid
 from flask import Flask, Response, g, request
 
 from integration import audit, http_errors, logs
+from integration.admin.dashboard import bp as admin_dashboard_bp
 from integration.admin.dead_letters import bp as admin_dead_letters_bp
 from integration.admin.destinations import bp as admin_destinations_bp
+from integration.admin.login import bp as admin_login_bp
 from integration.admin.syncs import bp as admin_syncs_bp
 from integration.audit_events_api import bp as audit_events_bp
 from integration.auth.signing_keys import bp as signing_keys_bp
@@ -68,6 +70,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(admin_syncs_bp)
     app.register_blueprint(admin_destinations_bp)
     app.register_blueprint(admin_dead_letters_bp)
+    app.register_blueprint(admin_login_bp)
+    app.register_blueprint(admin_dashboard_bp)
 
     from integration import cli
 

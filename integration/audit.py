@@ -47,6 +47,8 @@ def register(app: Flask) -> None:
         if entry is None or g.get("audit_written"):
             return response
         entry.outcome = response.status_code
+        if g.get("admin_session") is not None and "auth" not in entry.detail:
+            entry.detail = {**entry.detail, "auth": "session"}  # a browser session, not a bearer token
         try:
             with current_app.extensions["horizon.db"].writer() as conn:
                 AuditRepository(conn).record(entry)

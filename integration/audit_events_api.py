@@ -13,14 +13,14 @@ import orjson
 from flask import Blueprint, Response, current_app, request
 
 from integration.audit import audit
-from integration.auth.api_tokens import require_role
+from integration.auth.admin_session import require_admin
 from integration.http_errors import ApiError
 from integration.store.audit import AuditRepository
 from integration.strict_params import utc_in_range, whole_number
 from mappings.audit_event import to_audit_event
 
 bp = Blueprint("audit_events", __name__, url_prefix="/admin/api/audit-events")
-bp.before_request(require_role("admin"))
+bp.before_request(require_admin())
 
 DEFAULT_COUNT = 100
 MAX_COUNT = 1000

@@ -199,6 +199,36 @@ class Settings:
             host = f"[{self.host}]" if ":" in self.host else self.host
             object.__setattr__(self, "public_base_url", f"http://{host}:{self.port}")
 
+    admin_session_idle_seconds: int = setting(
+        "HORIZON_ADMIN_SESSION_IDLE_SECONDS",
+        900,
+        "An admin browser session unused for this many seconds ends; the admin logs in again.",
+    )
+    admin_session_lifetime_seconds: int = setting(
+        "HORIZON_ADMIN_SESSION_LIFETIME_SECONDS",
+        28800,
+        "An admin browser session ends this many seconds after login, however busy it is.",
+    )
+    admin_cookie_secure: bool = setting(
+        "HORIZON_ADMIN_COOKIE_SECURE",
+        True,
+        "Mark the admin session cookie Secure (sent over https only). With true, a public_base_url of "
+        "plain http on a loopback host (`make run`) still gets a cookie without the flag, since nothing "
+        "leaves the machine; any other http public_base_url refuses browser login. false: never Secure "
+        "(only for a test rig without TLS).",
+    )
+    admin_login_max_failures: int = setting(
+        "HORIZON_ADMIN_LOGIN_MAX_FAILURES",
+        5,
+        "Failed admin browser logins allowed from one address within admin_login_window_seconds; "
+        "further attempts get 429 until the window has passed (counted from the audit log).",
+    )
+    admin_login_window_seconds: int = setting(
+        "HORIZON_ADMIN_LOGIN_WINDOW_SECONDS",
+        900,
+        "The window over which failed admin browser logins are counted.",
+    )
+
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         """Build settings from defaults, the config file, the environment and explicit overrides."""

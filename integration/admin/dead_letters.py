@@ -16,13 +16,14 @@ from flask import Blueprint, Response, current_app, request
 
 from integration.admin.common import answer, destination
 from integration.audit import audit
-from integration.auth.api_tokens import require_role
+from integration.auth.admin_session import require_admin
 from integration.http_errors import ApiError
+from integration.store.audit import AuditEntry
 from integration.sync import service
 from integration.sync.outbox import OutboxRepository
 
 bp = Blueprint("admin_dead_letters", __name__, url_prefix="/admin/api/dead-letters")
-bp.before_request(require_role("admin"))
+bp.before_request(require_admin())
 
 _SHOWN = (
     "pk",
@@ -74,20 +75,34 @@ def list_dead_letters() -> Response:
     if name:
         destination(name)
     count = _int("_count", 100, 1000) or 100
-    before = _int("_before", None)
-    with current_app.extensions["horizon.db"].reader() as conn:
-        rows = OutboxRepository(conn).dead_letters(name, count + 1, before)
-    body: dict[str, Any] = {"dead_letters": [_view(r) for r in rows[:count]]}
-    if len(rows) > count:
-        body["next"] = f"{request.base_url}?_before={rows[count - 1]['pk']}&_count={count}" + (
+    rows, next_before = page(name, count, _int("_before", None))
+    body: dict[str, Any] = {"dead_letters": rows}
+    if next_before is not None:
+        body["next"] = f"{request.base_url}?_before={next_before}&_count={count}" + (
             f"&destination={name}" if name else ""
         )
     return answer(body)
 
 
+def page(name: str | None, count: int, before: int | None) -> tuple[list[dict[str, Any]], int | None]:
+    """Newest dead letters first (of one destination, or all): (rows, the `_before` of the next page)."""
+    with current_app.extensions["horizon.db"].reader() as conn:
+        rows = OutboxRepository(conn).dead_letters(name, count + 1, before)
+    return [_view(r) for r in rows[:count]], rows[count - 1]["pk"] if len(rows) > count else None
+
+
 @bp.post("/<int:pk>/retry")
 def retry(pk: int) -> Response:
     entry = audit("sync.dead-letter.retry", entity=f"SyncOutbox/{pk}")
+    out, status = requeue(pk, entry)
+    return answer(out, status)
+
+
+def requeue(pk: int, entry: AuditEntry) -> tuple[dict[str, Any], int]:
+    """Put a dead letter back in flight once and start a run: (answer, 202), or (unchanged, 200).
+
+    404 unknown id and 409 refused by the destination's hook raise ApiError, as the API answers them.
+    """
     app = current_app
     db, settings = app.extensions["horizon.db"], app.config["HORIZON_SETTINGS"]
     with db.writer() as conn:
@@ -102,11 +117,11 @@ def retry(pk: int) -> Response:
         if refused is not None:
             raise ApiError(409, "retry-refused", refused)  # rolls the re-queue back
     if not requeued:
-        return answer({"id": pk, "requeued": False, "status": row["status"]})
+        return {"id": pk, "requeued": False, "status": row["status"]}, 200
     target = service.configured(app).get(row["destination"])
     run = None
     if target is not None and target.delivers:
         run, _created = service.run_in_background(db, settings, target, {}, entry.actor)
     elif hook is not None:
         hook.start(app, row["destination"], entry.actor)
-    return answer({"id": pk, "requeued": True, "run_id": run["run_id"] if run else None}, 202)
+    return {"id": pk, "requeued": True, "run_id": run["run_id"] if run else None}, 202

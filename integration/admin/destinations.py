@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 
 from integration.admin.common import answer, destination
 from integration.audit import audit
-from integration.auth.api_tokens import require_role
+from integration.auth.admin_session import require_admin
 from integration.store.schema import change_feed
 from integration.sync import service
 from integration.sync.engine import DeliveryEngine
@@ -24,15 +24,20 @@ from integration.sync.runs import RunRepository
 from integration.sync.state import StateRepository
 
 bp = Blueprint("admin_destinations", __name__, url_prefix="/admin/api/destinations")
-bp.before_request(require_role("admin"))
+bp.before_request(require_admin())
 
 
 @bp.get("")
 def list_destinations() -> Response:
     audit("sync.destinations.read", detail={"refresh": request.args.get("refresh", "")[:20]})
+    return answer({"destinations": overview(request.args.get("refresh") == "capabilities")})
+
+
+def overview(refresh_capabilities: bool = False) -> list[dict[str, Any]]:
+    """Every configured destination's state, as the API and the dashboard show it."""
     app = current_app
     db, settings = app.extensions["horizon.db"], app.config["HORIZON_SETTINGS"]
-    if request.args.get("refresh") == "capabilities":
+    if refresh_capabilities:
         for d in service.configured(app).values():
             if d.delivers:
                 DeliveryEngine(db, settings, d).capabilities(refresh=True)
@@ -50,6 +55,7 @@ def list_destinations() -> Response:
                     "kind": d.kind,
                     "enabled": d.enabled,
                     "delivers": d.delivers,
+                    "pulls": d.pulls,
                     "origin": d.origin,
                     "paused": state.paused,
                     "circuit": state.breaker.current(now, d.breaker),
@@ -70,15 +76,20 @@ def list_destinations() -> Response:
                     "capabilities_at": state.capabilities_at,
                 }
             )
-    return answer({"destinations": out})
+    return out
+
+
+def set_paused(name: str, paused: bool) -> str:
+    """Pause or resume the named destination (404 when unknown); returns its name."""
+    target = destination(name)
+    with current_app.extensions["horizon.db"].writer() as conn:
+        StateRepository(conn).set_paused(target.name, paused)
+    return target.name
 
 
 def _set_paused(name: str, paused: bool) -> Response:
     audit("sync.pause" if paused else "sync.resume", entity=f"Destination/{name[:64]}")
-    target = destination(name)
-    with current_app.extensions["horizon.db"].writer() as conn:
-        StateRepository(conn).set_paused(target.name, paused)
-    return answer({"name": target.name, "paused": paused})
+    return answer({"name": set_paused(name, paused), "paused": paused})
 
 
 @bp.post("/<name>/pause")

@@ -11,12 +11,15 @@ one is), else it is listed under `skipped` beside the runs started.
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Blueprint, Response, current_app
 
 from integration.admin.common import answer, destination, json_body
 from integration.audit import audit
-from integration.auth.api_tokens import require_role
+from integration.auth.admin_session import require_admin
 from integration.http_errors import ApiError
+from integration.store.audit import AuditEntry
 from integration.sync import pull_service, service
 from integration.sync.pull_guard import pull_blocked
 from integration.sync.runs import RunRepository
@@ -24,7 +27,7 @@ from integration.sync.state import StateRepository
 from mappings.ids import resource_id
 
 bp = Blueprint("admin_syncs", __name__, url_prefix="/admin/api/syncs")
-bp.before_request(require_role("admin"))
+bp.before_request(require_admin())
 
 _FIELDS = {"destination": str, "patient": str, "full": bool, "dry_run": bool, "pull": bool}
 _COUNTS = {"sent": 0, "unchanged": 0, "retrying": 0, "dead": 0}
@@ -47,7 +50,16 @@ def _view(run: dict) -> dict:
 @bp.post("")
 def trigger() -> Response:
     entry = audit("sync.trigger")
-    body = json_body(_FIELDS)
+    out, status = start(json_body(_FIELDS), entry)
+    headers = {"Location": f"/admin/api/syncs/{out['runs'][0]['run_id']}"} if "runs" in out else None
+    return answer(out, status, headers)
+
+
+def start(body: dict[str, Any], entry: AuditEntry) -> tuple[dict[str, Any], int]:
+    """Trigger (or dry-run, or pull) as the API and the dashboard do: (answer body, 202 | 200).
+
+    Refusals raise ApiError (404 unknown destination, 409 paused or nothing to run, 400 bad fields).
+    """
     entry.patient_id = body.get("patient")
     entry.detail = {k: v for k, v in body.items() if k != "patient"}
     app = current_app
@@ -67,7 +79,7 @@ def trigger() -> Response:
     if body.get("dry_run"):
         entry.action = "sync.dry-run"
         previews = [service.dry_run(db, settings, d, patient) for d in targets]
-        return answer({"dry_run": True, "destinations": previews})
+        return {"dry_run": True, "destinations": previews}, 200
     options = {"patient": patient, "full": bool(body.get("full"))}
     runs, created_any = [], False
     for target in targets:
@@ -79,11 +91,10 @@ def trigger() -> Response:
         runs.append({**_view(run), "created": created})
     entry.entity = ",".join(f"SyncRun/{r['run_id']}" for r in runs)[:200]
     body_out = {"run_id": runs[0]["run_id"], "runs": runs} if len(runs) == 1 else {"runs": runs}
-    location = {"Location": f"/admin/api/syncs/{runs[0]['run_id']}"}
-    return answer(body_out, 202 if created_any else 200, location)
+    return body_out, 202 if created_any else 200
 
 
-def _pull(body: dict, actor: str | None, entry) -> Response:  # noqa: ANN001
+def _pull(body: dict, actor: str | None, entry: AuditEntry) -> tuple[dict[str, Any], int]:
     """Start a pull on each destination that pulls (or the one named)."""
     if body.get("patient") or body.get("dry_run"):
         raise ApiError(400, "invalid-field", "a pull takes only destination and full")
@@ -118,16 +129,19 @@ def _pull(body: dict, actor: str | None, entry) -> Response:  # noqa: ANN001
     body_out = {"run_id": runs[0]["run_id"], "runs": runs} if len(runs) == 1 else {"runs": runs}
     if blocked:  # the others were started; these were not, and why
         body_out["skipped"] = [{"destination": n, "reason": why} for n, (_code, why) in blocked.items()]
-    return answer(
-        body_out, 202 if created_any else 200, {"Location": f"/admin/api/syncs/{runs[0]['run_id']}"}
-    )
+    return body_out, 202 if created_any else 200
 
 
 @bp.get("/<run_id>")
 def show(run_id: str) -> Response:
     audit("sync.read", entity=f"SyncRun/{run_id[:64]}")
+    return answer(run_view(run_id))
+
+
+def run_view(run_id: str) -> dict[str, Any]:
+    """One run with its state, counts and errors (404 when unknown)."""
     with current_app.extensions["horizon.db"].reader() as conn:
         run = RunRepository(conn).get(run_id[:64])
     if run is None:
         raise ApiError(404, "unknown-run", "no sync run with that id")
-    return answer(_view(run))
+    return _view(run)

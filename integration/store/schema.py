@@ -572,4 +572,36 @@ ehr_patient_link = Table(
     Column("ehr_patient_id", String(64), nullable=False),
     Column("linked_at", UtcDateTime(), nullable=False),
     UniqueConstraint("destination", "ehr_patient_id"),
+
+# --- Admin browser sessions (integration/auth/admin_session.py) ----------------------------------
+
+# One row per browser login of an admin, by SHA-256 of the session id only (the cookie holds the id).
+# A session lives while its API token lives: every request joins `api_token` and checks revoked_at,
+# and `tokens revoke` also revokes the token's sessions. Idle timeout is judged from last_seen_at.
+admin_session = Table(
+    "admin_session",
+    metadata,
+    Column("session_hash", String(64), primary_key=True),
+    Column("token_pk", BigId, nullable=False),
+    Column("actor", String(100), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("last_seen_at", UtcDateTime(), nullable=False),
+    Column("expires_at", UtcDateTime(), nullable=False),
+    Column("revoked_at", UtcDateTime(), nullable=True),
+    ForeignKeyConstraint(["token_pk"], ["api_token.pk"]),
+    Index(None, "token_pk"),
+    Index(None, "expires_at"),
+)
+
+# Failed admin browser logins, per client address, kept only for the counting window: what the login
+# rate limit counts (the audit log has every attempt too, but counting there would scan all traffic).
+admin_login_failure = Table(
+    "admin_login_failure",
+    metadata,
+    Column("pk", BigId, primary_key=True, autoincrement=True),
+    Column("remote_addr", String(64), nullable=False),
+    Column("failed_at", UtcDateTime(), nullable=False),
+    Index(None, "remote_addr", "failed_at"),
+    Index(None, "failed_at"),
 )

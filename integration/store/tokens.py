@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Connection, insert, select, update
 
+from integration.store.admin_sessions import AdminSessionRepository
 from integration.store.schema import api_token
 
 ROLES = ("clinic", "admin")
@@ -52,12 +53,14 @@ class TokenRepository:
         return token
 
     def revoke(self, name: str) -> bool:
-        """Revoke the named token; False when no live token has that name."""
+        """Revoke the named token and its admin browser sessions; False when no live token has that name."""
+        now = datetime.now(UTC)
         result = self._conn.execute(
             update(api_token)
             .where(api_token.c.name == name, api_token.c.revoked_at.is_(None))
-            .values(revoked_at=datetime.now(UTC))
+            .values(revoked_at=now)
         )
+        AdminSessionRepository(self._conn).revoke_for_token(name, now)
         return result.rowcount == 1
 
     def verify(self, token: str) -> TokenOwner | None:

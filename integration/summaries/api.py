@@ -12,17 +12,20 @@ import orjson
 from flask import Blueprint, Response, current_app, request
 
 from integration.audit import audit
-from integration.auth.api_tokens import require_role
+from integration.auth.admin_session import require_admin
 from integration.summaries.model import Period
 from integration.summaries.render import FORMATS
 from integration.summaries.service import build
 
 bp = Blueprint("summaries_admin", __name__, url_prefix="/admin/api/summaries")
-bp.before_request(require_role("admin"))
+bp.before_request(require_admin())
 
 _ISSUE = {400: "invalid", 404: "not-found"}
 # The HTML preview is self-contained: no scripts, no outside requests, images only from data: URIs.
 _HTML_POLICY = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; frame-ancestors 'none'"
+# Shown inside the admin dashboard's preview page: framed by our own pages only, and sandboxed
+# (no scripts, no forms, an opaque origin) even if a browser ignored the iframe's own sandbox.
+FRAMED_HTML_POLICY = _HTML_POLICY.replace("frame-ancestors 'none'", "frame-ancestors 'self'; sandbox")
 
 
 def outcome(status: int, diagnostics: str) -> Response:
@@ -48,6 +51,11 @@ def preview() -> Response:
     patient_id = request.args.get("patient", "")
     fmt = request.args.get("format", "html")
     audit("summary.preview", patient_id=patient_id or None, detail={"format": fmt[:16]})
+    return render_preview(patient_id, fmt)
+
+
+def render_preview(patient_id: str, fmt: str, html_policy: str = _HTML_POLICY) -> Response:
+    """The summary in one format (since/from/to read from the query), or an OperationOutcome 400/404."""
     if not patient_id:
         return outcome(400, "parameter 'patient' (a Patient id) is required")
     if fmt not in FORMATS:
@@ -72,7 +80,7 @@ def preview() -> Response:
     response = Response(spec.render(built), mimetype=spec.media_type.split(";")[0])
     response.headers["Content-Type"] = spec.media_type
     if fmt == "html":
-        response.headers["Content-Security-Policy"] = _HTML_POLICY
+        response.headers["Content-Security-Policy"] = html_policy
     if fmt == "pdf":
         response.headers["Content-Disposition"] = 'inline; filename="treatment-summary.pdf"'
     return response

@@ -14,7 +14,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from integration.audit import audit
-from integration.auth.api_tokens import require_role
+from integration.auth.admin_session import require_admin
 from integration.summaries.api import outcome
 from integration.summaries.delivery_loader import documented_referrers, load_state, referred_patients
 from integration.summaries.jobs import configured_referrers, preparer_for
@@ -22,7 +22,7 @@ from integration.summaries.ledger import NewVersion, SummaryLedger
 from integration.summaries.triggers import Due, due_summaries
 
 bp = Blueprint("summaries_delivery_admin", __name__, url_prefix="/admin/api/summaries")
-bp.before_request(require_role("admin"))
+bp.before_request(require_admin())
 _KEYS = {"patient", "referrer", "dry_run"}
 
 

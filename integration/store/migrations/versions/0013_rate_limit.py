@@ -1,7 +1,7 @@
 """Rate-limit counters shared by every worker process (the SMART token endpoint's limits).
 
-Revision ID: 0014
-Revises: 0010
+Revision ID: 0013
+Revises: 0012
 Create Date: 2026-12-04
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0014"
-down_revision = "0010"
+revision = "0013"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 
