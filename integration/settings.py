@@ -194,11 +194,6 @@ class Settings:
         "a missing file means no destinations. Validated when the app starts.",
     )
 
-    def __post_init__(self) -> None:
-        if not self.public_base_url:
-            host = f"[{self.host}]" if ":" in self.host else self.host
-            object.__setattr__(self, "public_base_url", f"http://{host}:{self.port}")
-
     admin_session_idle_seconds: int = setting(
         "HORIZON_ADMIN_SESSION_IDLE_SECONDS",
         900,
@@ -228,6 +223,11 @@ class Settings:
         900,
         "The window over which failed admin browser logins are counted.",
     )
+
+    def __post_init__(self) -> None:
+        if not self.public_base_url:
+            host = f"[{self.host}]" if ":" in self.host else self.host
+            object.__setattr__(self, "public_base_url", f"http://{host}:{self.port}")
 
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

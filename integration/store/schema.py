@@ -572,6 +572,7 @@ ehr_patient_link = Table(
     Column("ehr_patient_id", String(64), nullable=False),
     Column("linked_at", UtcDateTime(), nullable=False),
     UniqueConstraint("destination", "ehr_patient_id"),
+)
 
 # --- Admin browser sessions (integration/auth/admin_session.py) ----------------------------------
 

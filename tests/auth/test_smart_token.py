@@ -87,7 +87,6 @@ def _case(name, status, error, reason_code, **kw):
     return (name, status, error, reason_code, kw)
 
 
-NOW = int(time.time())
 UNKNOWN_ID = "5f0f4c1e-0000-4000-8000-000000000000"
 # Every refusal of the token endpoint: (name, HTTP status, RFC 6749 error, audit reason, how to build it).
 CASES = [
@@ -109,10 +108,10 @@ CASES = [
     _case("aud-from-host", 401, "invalid_client", "wrong_aud", claims={"aud": "http://localhost/auth/token"}),
     _case("aud-missing", 401, "invalid_client", "missing_aud", claims={"aud": DROP}),
     _case("exp-missing", 401, "invalid_client", "missing_exp", claims={"exp": DROP}),
-    _case("exp-past", 401, "invalid_client", "expired", claims={"exp": NOW - 120}),
-    _case("exp-too-far", 401, "invalid_client", "exp_too_far", claims={"exp": NOW + 600}),
+    _case("exp-past", 401, "invalid_client", "expired", claims={"exp": lambda now: now - 120}),
+    _case("exp-too-far", 401, "invalid_client", "exp_too_far", claims={"exp": lambda now: now + 600}),
     _case("exp-not-number", 401, "invalid_client", "invalid_assertion", claims={"exp": "soon"}),
-    _case("nbf-future", 401, "invalid_client", "immature", claims={"nbf": NOW + 120}),
+    _case("nbf-future", 401, "invalid_client", "immature", claims={"nbf": lambda now: now + 120}),
     _case("jti-missing", 401, "invalid_client", "missing_jti", claims={"jti": DROP}),
     _case("jti-empty", 401, "invalid_client", "missing_jti", claims={"jti": ""}),
     _case("assertion-malformed", 401, "invalid_client", "malformed_assertion", raw="not.a.jwt"),
@@ -148,7 +147,10 @@ def _b64(document) -> str:
 def _build(kw, client_id, revoked_id):
     who = {"unknown": UNKNOWN_ID, "revoked": revoked_id}.get(kw.get("client"), client_id)
     key = {"ec": ec_key(), "rsa-other": rsa_key(1)}.get(kw.get("key"), rsa_key())
-    claims = claims_for(who, **kw.get("claims", {}))
+    # Times are taken when the case is built, not at import: a long suite must not age them.
+    now = int(time.time())
+    given = {k: v(now) if callable(v) else v for k, v in kw.get("claims", {}).items()}
+    claims = claims_for(who, **given)
     if kw.get("forge") == "hs256":
         return who, forge_hs256(claims, public_pem(rsa_key()))
     if kw.get("forge") == "alg-list":
