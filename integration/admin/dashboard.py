@@ -18,9 +18,11 @@ from integration.audit import audit
 from integration.auth import admin_session
 from integration.http_errors import ApiError
 from integration.store.audit import AuditRepository
+from integration.store.resources import ResourceRepository
 from integration.summaries.api import FRAMED_HTML_POLICY, render_preview
 from integration.summaries.render import FORMATS
 from integration.sync import service
+from mappings.ids import resource_id
 
 bp = Blueprint(
     "admin_ui",
@@ -178,14 +180,25 @@ def retry(pk: int) -> Response:
 # --- summary preview ---------------------------------------------------------------------------
 
 
+def _patient_id(given: str) -> str:
+    """The FHIR Patient id an admin means: `Patient/<id>`, a stored Patient id, or a clinic MRN."""
+    if given.startswith("Patient/") or not given:
+        return given.removeprefix("Patient/")
+    with current_app.extensions["horizon.db"].reader() as conn:
+        if ResourceRepository(conn).states([("Patient", given)]):
+            return given
+    return resource_id("patient", given)
+
+
 @bp.get("/summaries")
 def summary() -> Response:
-    patient = request.args.get("patient", "").strip().removeprefix("Patient/")[:128]
+    given = request.args.get("patient", "").strip()[:128]
+    patient = _patient_id(given)
     fmt = request.args.get("format", "html")
     if fmt not in FORMATS:
         fmt = "html"
     audit("dashboard.summary", patient_id=patient or None, detail={"format": fmt})
-    return page("summary.html", patient=patient, format=fmt, formats=list(FORMATS))
+    return page("summary.html", given=given, patient=patient, format=fmt, formats=list(FORMATS))
 
 
 @bp.get("/summaries/frame")

@@ -223,3 +223,14 @@ def test_audit_page_lists_and_filters(browser, db, ctx):
     assert "sync.dry-run" in filtered and "admin.login" not in filtered
     reads = _rows(db, "audit.read")
     assert [(r["patient_id"], r["actor"]) for r in reads] == [(None, "clinic-admin"), (mrn, "clinic-admin")]
+
+
+def test_summary_page_takes_a_clinic_mrn(browser, clinic_headers):
+    body = synthetic.batch(seed=3, n_patients=1, sessions_per_patient=2)
+    post_batch(browser, clinic_headers, body)
+    mrn = body["patients"][0]["id"]
+    patient = patient_fhir_id(mrn)
+    for given in (mrn, patient, f"Patient/{patient}"):
+        page = browser.get(f"/admin/summaries?patient={given}").text
+        assert f"/admin/summaries/frame?patient={patient}" in page, given
+        assert f'value="{given}"' in page
