@@ -123,10 +123,10 @@ def trigger() -> Response:
         return _overview(exc.status, exc.message)
     if out.get("dry_run"):
         return page("dry_run.html", previews=out["destinations"], patient=body.get("patient"))
-    runs = out["runs"]
-    if len(runs) == 1:
+    runs, skipped = out["runs"], out.get("skipped", [])
+    if len(runs) == 1 and not skipped:
         return redirect(url_for("admin_ui.run", run_id=runs[0]["run_id"]), 303)
-    return page("runs.html", runs=runs)
+    return page("runs.html", runs=runs, skipped=skipped)
 
 
 @bp.get("/syncs/<run_id>")

@@ -81,16 +81,21 @@ def start(body: dict[str, Any], entry: AuditEntry) -> tuple[dict[str, Any], int]
         previews = [service.dry_run(db, settings, d, patient) for d in targets]
         return {"dry_run": True, "destinations": previews}, 200
     options = {"patient": patient, "full": bool(body.get("full"))}
+    with db.writer() as conn:  # all switches read before any run starts (get() creates a missing state row)
+        states = StateRepository(conn)
+        paused = [t.name for t in targets if states.get(t.name).paused]
+    if paused and (body.get("destination") or len(paused) == len(targets)):
+        raise ApiError(409, "paused", f"destination {paused[0]} is paused; resume it first")
     runs, created_any = [], False
-    for target in targets:
-        with db.reader() as conn:
-            if StateRepository(conn).get(target.name).paused:
-                raise ApiError(409, "paused", f"destination {target.name} is paused; resume it first")
+    for target in (t for t in targets if t.name not in paused):
         run, created = service.run_in_background(db, settings, target, options, entry.actor)
         created_any = created_any or created
         runs.append({**_view(run), "created": created})
     entry.entity = ",".join(f"SyncRun/{r['run_id']}" for r in runs)[:200]
     body_out = {"run_id": runs[0]["run_id"], "runs": runs} if len(runs) == 1 else {"runs": runs}
+    if paused:  # the others were started; these were not, and why
+        why = "destination {} is paused; resume it first"
+        body_out["skipped"] = [{"destination": name, "reason": why.format(name)} for name in paused]
     return body_out, 202 if created_any else 200
 
 

@@ -72,3 +72,19 @@ def wait_for_run(client, admin, run_id, timeout=30.0):
             return run
         time.sleep(0.05)
     raise AssertionError("the run did not finish")
+
+
+@pytest.fixture
+def two_destinations(app, tmp_path, receiver, batch_size):
+    """The app's file with a second EHR destination (same receiver), loaded as the app loads it."""
+    from integration.sync import service
+    from integration.sync.destinations import load
+
+    path = tmp_path / "two.toml"
+    path.write_text(
+        TOML.format(url=receiver.url, batch_size=batch_size)
+        + TOML.format(url=receiver.url, batch_size=batch_size).replace('"test-ehr"', '"other-ehr"')
+    )
+    app.extensions[service.EXTENSION] = {d.name: d for d in load(path)}
+    return app
+

@@ -234,3 +234,13 @@ def test_summary_page_takes_a_clinic_mrn(browser, clinic_headers):
         page = browser.get(f"/admin/summaries?patient={given}").text
         assert f"/admin/summaries/frame?patient={patient}" in page, given
         assert f'value="{given}"' in page
+
+
+def test_a_trigger_for_all_names_the_paused_destination_it_skipped(two_destinations, browser, db, ctx):
+    load(db, ctx, patients=1)
+    token = page_token(browser)
+    browser.post("/admin/destinations/other-ehr/pause", data={"csrf_token": token})
+    started = browser.post("/admin/syncs", data={"csrf_token": token})
+    assert started.status_code == 200 and "Not started" in started.text
+    assert "other-ehr: destination other-ehr is paused; resume it first" in started.text
+    assert "test-ehr: <a href=" in started.text

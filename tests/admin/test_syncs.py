@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from integration.store.schema import audit_event
+from integration.store.schema import audit_event, sync_run
 from tests.admin.conftest import wait_for_run
 from tests.sync.conftest import assert_mirrors, load
 
@@ -89,3 +89,27 @@ def test_bad_triggers_are_clear_errors(client, admin, body, status):
 
 def test_unknown_run_is_404(client, admin):
     assert client.get("/admin/api/syncs/nope", headers=admin).status_code == 404
+
+
+def test_a_paused_destination_is_skipped_and_starts_nothing_when_it_is_the_one_asked(
+    two_destinations, client, admin, db, ctx, receiver
+):
+    """One paused of two: a trigger for all runs the other and names the skipped one; naming it is 409."""
+    load(db, ctx, patients=1)
+    assert client.post("/admin/api/destinations/other-ehr/pause", headers=admin).status_code == 200
+    refused = client.post("/admin/api/syncs", json={"destination": "other-ehr"}, headers=admin)
+    assert refused.status_code == 409 and refused.json["error"]["code"] == "paused"
+    started = client.post("/admin/api/syncs", json={}, headers=admin)
+    assert started.status_code == 202
+    assert [r["destination"] for r in started.json["runs"]] == ["test-ehr"]
+    assert started.json["skipped"] == [
+        {"destination": "other-ehr", "reason": "destination other-ehr is paused; resume it first"}
+    ]
+    assert wait_for_run(client, admin, started.json["run_id"])["state"] == "done"
+    assert client.post("/admin/api/destinations/test-ehr/pause", headers=admin).status_code == 200
+    with db.reader() as conn:
+        before = conn.execute(select(sync_run.c.run_id)).scalars().all()
+    every = client.post("/admin/api/syncs", json={}, headers=admin)  # both paused: 409, no run started
+    assert every.status_code == 409 and every.json["error"]["code"] == "paused"
+    with db.reader() as conn:
+        assert conn.execute(select(sync_run.c.run_id)).scalars().all() == before
