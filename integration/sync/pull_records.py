@@ -14,7 +14,8 @@ the EHR Patient linked to that clinic patient on this destination (table `ehr_pa
   in) is rejected with rule `ehr-patient-link`, listed on the run and audited `sync.pull.reject`,
   and nothing of the clinic's record changes; so is a linked EHR Patient that now carries another
   MRN. Two unlinked EHR Patients claiming one MRN in the same page link neither: which one is right
-  is for an admin to decide (re-linking means deleting the row; no endpoint for it yet).
+  is for an admin to decide: `flask --app wsgi sync unlink` removes a wrong link, and a full pull
+  then reads the rejected versions again.
 - A link is made on identifiers alone, before intake judges the demographics: a rejected update
   does not undo it.
 """

@@ -92,3 +92,58 @@ def test_ambiguous_claims_link_nothing(app, db, ctx, receiver, clinic):
     assert "more than one clinic MRN" in reasons["Patient/ehr-ab"]
     assert links(db) == {}
     assert all(family(db, m)[1] == 1 for m in (a, b, c))
+
+
+def test_an_admin_removes_a_wrong_link_and_a_full_pull_links_the_right_one(app, db, ctx, receiver, clinic):
+    """`sync links` lists, `sync unlink` removes (audited); rejected versions come back with a full pull."""
+    from integration.sync import service
+
+    a, _b, _c = clinic
+    ehr, dest = receiver.ehr, destination(receiver, referrals=False)
+    app.extensions[service.EXTENSION] = {dest.name: dest}
+    runner = app.test_cli_runner()
+    ehr.put(ehr_patient(ctx, "ehr-wrong", a, family="Wrongreg"), T0)
+    assert pull(app, dest)["counts"]["stored"] == 1 and links(db) == {a: "ehr-wrong"}
+    # The EHR corrects its registration: the wrong chart loses the MRN, the right one carries it.
+    ehr.put(ehr_patient(ctx, "ehr-wrong", None, family="Wrongreg"), T0 + timedelta(seconds=5))
+    ehr.put(ehr_patient(ctx, "ehr-right", a, family="Rightreg"), T0 + timedelta(seconds=6))
+    refused = pull(app, dest)
+    assert [e["rule"] for e in refused["errors"] if e["resource"] == "Patient/ehr-right"] == [
+        "ehr-patient-link"
+    ]
+
+    listed = runner.invoke(args=["sync", "links", "test-ehr"])
+    assert listed.exit_code == 0 and listed.output.startswith(f"{a}\tehr-wrong\t")
+    assert runner.invoke(args=["sync", "unlink", "test-ehr"]).exit_code == 2  # neither side named
+    assert runner.invoke(args=["sync", "unlink", "test-ehr", "--patient", "nobody"]).exit_code == 1
+    done = runner.invoke(args=["sync", "unlink", "test-ehr", "--ehr-patient", "ehr-wrong"])
+    assert done.exit_code == 0 and f"unlinked {a} from EHR Patient ehr-wrong" in done.output
+    assert links(db) == {}
+    assert [(e.entity, e.patient_id) for e in audits(db, "sync.pull.unlink")] == [
+        ("test-ehr/Patient/ehr-wrong", a)
+    ]
+
+    assert pull(app, dest)["counts"].get("stored", 0) == 0  # incremental: the rejected version was seen
+    again = pull(app, dest, full=True)
+    assert again["counts"]["stored"] == 1, again
+    assert links(db) == {a: "ehr-right"} and family(db, a)[0] == "Rightreg"
+
+
+def test_sync_pull_cli_runs_a_pull_and_refuses_a_paused_destination(app, db, ctx, receiver, clinic):
+    from integration.sync import service
+    from integration.sync.state import StateRepository
+
+    dest = destination(receiver, referrals=False)
+    app.extensions[service.EXTENSION] = {dest.name: dest}
+    receiver.ehr.put(ehr_patient(ctx, "ehr-a", clinic[0], family="Clipull"), T0)
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["sync", "pull", "test-ehr", "--full"])
+    assert result.exit_code == 0, result.output
+    run = orjson.loads(result.output)
+    assert run["state"] == "done" and run["counts"]["stored"] == 1
+    assert family(db, clinic[0])[0] == "Clipull"
+    with db.writer() as conn:
+        StateRepository(conn).set_paused("test-ehr", True)
+    paused = runner.invoke(args=["sync", "pull", "test-ehr"])
+    assert paused.exit_code == 1 and "is paused; resume it first" in paused.output
+    assert runner.invoke(args=["sync", "pull", "nowhere"]).exit_code == 1
