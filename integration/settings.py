@@ -179,7 +179,8 @@ class Settings:
         30,
         "Days a sent outbox row of a superseded resource version is kept; the hourly sync-retention job "
         "deletes older ones. The row of each resource's current version stays (a full sync would resend "
-        "it otherwise), as do pending and dead rows and other features' request rows. 0: keep all.",
+        "it otherwise), as do pending and dead rows. A referrer summary's request rows go after the same "
+        "time once the ledger records the document sent (summary-ledger-purge job). 0: keep all.",
     )
     sync_run_retention_days: int = setting(
         "HORIZON_SYNC_RUN_RETENTION_DAYS",

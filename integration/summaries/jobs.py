@@ -4,9 +4,11 @@
   decides what is due (triggers.py) and records it as `due` in the same transaction that moves the cursor,
   so a crash neither loses a trigger nor records it twice; then prepares what is due.
 - `weekly_digest`: at a referrer's `digest_schedule`, a due row per eligible patient, then preparation.
-- `purge_skipped`: hourly, deletes the `skipped` rows older than `summary_skipped_retention_days` (every
+- `purge_history`: hourly, deletes the `skipped` rows older than `summary_skipped_retention_days` (every
   change of a documented patient records a correction; most prepare nothing), keeping the history of every
-  document prepared, sent or dead. It runs with or without referrers: rows outlive a referrer's removal.
+  document prepared, sent or dead; and the outbox rows that carried a sent version, after
+  `sync_sent_retention_days` (retention.py). It runs with or without referrers: rows outlive a
+  referrer's removal.
 - `summary-delivery` (transport.py): prepared versions handed to the sync outbox and sent.
 Referrers come from `app.extensions["horizon.referrers"]` (name -> Referrer), which
 referrer_destinations.py fills at app start; with none configured there is nothing but the purge to schedule.
@@ -22,6 +24,7 @@ from typing import Any
 from flask import Flask
 
 from integration.jobs import JobSpec
+from integration.store.audit import AuditEntry, AuditRepository
 from integration.store.db import Database
 from integration.summaries.delivery_loader import (
     changes_by_patient,
@@ -32,6 +35,7 @@ from integration.summaries.delivery_loader import (
 from integration.summaries.ledger import SummaryLedger
 from integration.summaries.prepare import Preparer
 from integration.summaries.referrers import Referrer
+from integration.summaries.retention import purge_delivered_requests
 from integration.summaries.triggers import Due, digest_due, due_summaries
 
 CURSOR = "summary-triggers"
@@ -121,24 +125,39 @@ def weekly_digest(app: Flask, referrer_name: str, now: datetime | None = None) -
     return {"referrer": referrer_name, "due": len(dues), "prepared": len(prepared)}
 
 
-def purge_skipped(app: Flask, now: datetime | None = None) -> dict[str, Any]:
-    """Delete the skipped ledger rows past their retention, in short transactions (bounded per run)."""
-    days = app.config["HORIZON_SETTINGS"].summary_skipped_retention_days
-    before = (now or datetime.now(UTC)) - timedelta(days=days)
+def purge_history(app: Flask, now: datetime | None = None) -> dict[str, Any]:
+    """Delete the skipped ledger rows and the delivered request rows past their retention, in short
+    transactions (bounded per run); `sync_sent_retention_days` of 0 keeps every request row."""
+    settings, db = app.config["HORIZON_SETTINGS"], app.extensions["horizon.db"]
+    now = now or datetime.now(UTC)
     removed = 0
+    before = now - timedelta(days=settings.summary_skipped_retention_days)
     for _ in range(PURGE_MAX_BATCHES):
-        with app.extensions["horizon.db"].writer() as conn:
+        with db.writer() as conn:
             done = SummaryLedger(conn).purge_skipped(before, PURGE_BATCH)
         removed += done
         if done < PURGE_BATCH:
             break
-    return {"removed": removed}
+    days = settings.sync_sent_retention_days
+    requests = purge_delivered_requests(db, now - timedelta(days=days)) if days > 0 else 0
+    if requests:
+        with db.writer() as conn:
+            AuditRepository(conn).record(
+                AuditEntry(
+                    action="summary.retention.purge",
+                    outcome=200,
+                    actor="scheduler",
+                    role="system",
+                    detail={"delivered_requests": requests, "sent_days": days},
+                )
+            )
+    return {"removed": removed, "delivered_requests": requests}
 
 
 def summary_job_specs(referrers: Mapping[str, Referrer]) -> list[JobSpec]:
     """The ledger purge hourly; with referrers, the scan every minute and one digest job per referrer with
     a digest schedule (cron in UTC)."""
-    purge = JobSpec("summary-ledger-purge", purge_skipped, "interval", {"hours": 1})
+    purge = JobSpec("summary-ledger-purge", purge_history, "interval", {"hours": 1})
     if not referrers:
         return [purge]
     from integration.summaries.transport import deliver_all  # transport builds on this module's neighbours

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
 
+from integration.app import create_app
 from integration.ingest import synthetic
+from integration.settings import Settings
 from integration.summaries.model import Period
 from integration.summaries.service import build
 from mappings.ids import resource_id
+from tests.sync.receiver import Receiver
 
 # Frozen generation time at a non-UTC offset, so goldens catch any timezone slip.
 GENERATED_AT = datetime(2026, 3, 2, 9, 30, tzinfo=timezone(timedelta(hours=-8)))
@@ -80,3 +86,41 @@ def builder(app):
 def built(builder, first_patient):
     """The first patient of the three-patient series."""
     return lambda patient_id=first_patient, period=None: builder(patient_id, period)
+
+
+@pytest.fixture
+def receivers() -> Iterator[Callable[[], Receiver]]:
+    started: list[Receiver] = []
+
+    def make() -> Receiver:
+        started.append(Receiver().start())
+        return started[-1]
+
+    yield make
+    for r in started:
+        r.stop()
+
+
+@pytest.fixture
+def make_app(database_url: str, tmp_path: Path) -> Iterator[Callable[[str], Any]]:
+    """An app whose destinations file holds the given TOML."""
+    apps: list[Any] = []
+
+    def make(toml: str) -> Any:
+        path = tmp_path / f"destinations-{len(apps)}.toml"
+        path.write_text(toml)
+        settings = Settings.load(
+            environ={},
+            database_url=database_url,
+            log_level="WARNING",
+            db_pool_size=4,
+            destinations_file=str(path),
+        )
+        app = create_app(settings)
+        app.config["TESTING"] = True
+        apps.append(app)
+        return app
+
+    yield make
+    for app in apps:
+        app.extensions["horizon.db"].engine.dispose()

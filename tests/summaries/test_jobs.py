@@ -10,7 +10,7 @@ import pytest
 from integration.jobs import jobs_for
 from integration.summaries import jobs as jobs_module
 from integration.summaries import prepare as prepare_module
-from integration.summaries.jobs import purge_skipped, scan_changes, summary_job_specs, weekly_digest
+from integration.summaries.jobs import purge_history, scan_changes, summary_job_specs, weekly_digest
 from integration.summaries.ledger import SummaryLedger
 from mappings.ids import resource_id
 from tests.summaries.conftest import patient_fhir_id, post_batch
@@ -201,7 +201,7 @@ def test_the_purge_job_keeps_recent_skips_and_every_document(app, db, body, monk
     monkeypatch.setattr(jobs_module, "PURGE_BATCH", 1)
     retention = timedelta(days=app.config["HORIZON_SETTINGS"].summary_skipped_retention_days)
     # At the retention of the second skip: the first one (a week older) goes, the later ones stay.
-    assert purge_skipped(app, now=start + timedelta(weeks=2) + retention) == {"removed": 1}
+    assert purge_history(app, now=start + timedelta(weeks=2) + retention)["removed"] == 1
     assert [e.pk for e in _entries(db, "digest")] == [prepared.pk, skipped[1].pk, skipped[2].pk]
-    assert purge_skipped(app, now=start + timedelta(weeks=4) + retention) == {"removed": 2}
+    assert purge_history(app, now=start + timedelta(weeks=4) + retention)["removed"] == 2
     assert [e.pk for e in _entries(db, "digest")] == [prepared.pk]

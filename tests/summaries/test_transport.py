@@ -6,15 +6,11 @@ from __future__ import annotations
 import base64
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 
-from integration.app import create_app
-from integration.settings import Settings
 from integration.store.audit import AuditRepository
 from integration.store.tokens import TokenRepository
 from integration.summaries import transport
@@ -46,44 +42,6 @@ def referrer_table(name: str, practitioner: str, url: str, channel: str = "fhir"
     if channel == "fhir":
         lines += ["[destination.auth]", 'type = "none"']
     return "\n".join(lines) + "\n"
-
-
-@pytest.fixture
-def receivers() -> Iterator[Callable[[], Receiver]]:
-    started: list[Receiver] = []
-
-    def make() -> Receiver:
-        started.append(Receiver().start())
-        return started[-1]
-
-    yield make
-    for r in started:
-        r.stop()
-
-
-@pytest.fixture
-def make_app(database_url: str, tmp_path: Path) -> Iterator[Callable[[str], Any]]:
-    """An app whose destinations file holds the given TOML."""
-    apps: list[Any] = []
-
-    def make(toml: str) -> Any:
-        path = tmp_path / f"destinations-{len(apps)}.toml"
-        path.write_text(toml)
-        settings = Settings.load(
-            environ={},
-            database_url=database_url,
-            log_level="WARNING",
-            db_pool_size=4,
-            destinations_file=str(path),
-        )
-        app = create_app(settings)
-        app.config["TESTING"] = True
-        apps.append(app)
-        return app
-
-    yield make
-    for app in apps:
-        app.extensions["horizon.db"].engine.dispose()
 
 
 def headers_for(app: Any, role: str) -> dict[str, str]:
