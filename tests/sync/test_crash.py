@@ -169,7 +169,7 @@ def test_killed_after_claim_before_anything_applied(crash_env, receiver):
 def test_two_scheduler_processes_run_each_sync_once(crash_env, receiver, database_url):
     """Two scheduler processes started at once: one leader runs every tick; each run happens once."""
     db, env = crash_env
-    env = {**env, "HORIZON_SCHEDULER_LEASE_SECONDS": "2"}
+    env = {**env, "HORIZON_SCHEDULER_LEASE_SECONDS": "8"}  # long: under CI load a short one fails over
     procs = [
         subprocess.Popen(
             [sys.executable, "-m", "tests.sync.scheduler_process", "0.3"],
