@@ -135,6 +135,7 @@ class DeliveryEngine:
                             lane=lane,
                             exclude=[i.pk for i in in_flight],
                         )
+                        items = one_entry_per_resource(items)
                 claimed_at = time.monotonic()
                 if flight is not None:
                     done = flight.future.result()
@@ -247,6 +248,30 @@ class DeliveryEngine:
             },
         )
         return replace(state, breaker=breaker)
+
+
+def one_entry_per_resource(items: list[OutboxItem]) -> list[OutboxItem]:
+    """The claimed items up to each lane's first repeat of a resource (items in lane, pk order).
+
+    Two versions of one resource can be pending together (the first waited for a retry, or the
+    destination was paused). A FHIR server processes a transaction's DELETEs before its PUTs and must
+    refuse one that touches a resource twice; a batch has no order at all. So a Bundle carries one
+    entry per resource: the rest of that lane stays pending, in order, for the next exchange.
+    """
+    seen: set[tuple[str, str]] = set()
+    cut: set[str] = set()
+    out: list[OutboxItem] = []
+    for item in items:
+        if item.lane in cut:
+            continue
+        if item.kind == "resource" and item.resource_type and item.resource_id:
+            key = (item.resource_type, item.resource_id)
+            if key in seen:
+                cut.add(item.lane)
+                continue
+            seen.add(key)
+        out.append(item)
+    return out
 
 
 @dataclass

@@ -64,8 +64,27 @@ def assert_mirrors(receiver: Receiver, db: Any) -> None:
     for (resource_type, resource_id), (version, deleted) in current(db).items():
         stored = receiver.store.get((resource_type, resource_id))
         if deleted:
-            assert stored is None or stored.deleted, (resource_type, "should be deleted")
+            assert stored is None or stored.deleted, (
+                resource_type,
+                "should be deleted",
+                [w for w in receiver.writes if w[1] == f"{resource_type}/{resource_id}"],
+                _outbox_rows(db, resource_type, resource_id),
+            )
             continue
         assert stored is not None and not stored.deleted, (resource_type, "missing")
         seen = receiver.versions(resource_type, resource_id)
         assert seen[-1] == version and len(seen) == len(set(seen)), (resource_type, seen)
+
+
+def _outbox_rows(db: Any, resource_type: str, resource_id: str) -> list[tuple[Any, ...]]:
+    """The outbox rows of one resource, for a failure message: what was queued, sent, when."""
+    from integration.store.schema import sync_outbox
+
+    o = sync_outbox.c
+    with db.reader() as conn:
+        rows = conn.execute(
+            select(o.pk, o.lane, o.version_id, o.deleted, o.status, o.run_id, o.updated_at)
+            .where(o.resource_type == resource_type, o.resource_id == resource_id)
+            .order_by(o.pk)
+        )
+        return [tuple(r) for r in rows]

@@ -242,6 +242,10 @@ class Receiver:
             or kind not in ("transaction", "batch")
         ):
             return self._json(400, outcome(f"{kind} not supported", "not-supported"))
+        if kind == "transaction":  # FHIR R4 http.html#trules: identities that overlap SHALL fail it
+            urls = [e["request"]["url"] for e in bundle.get("entry", [])]
+            if len(set(urls)) != len(urls):
+                return self._json(400, outcome("a transaction touches one resource twice", "processing"))
         snapshot = copy.deepcopy(self.store)
         entries = []
         for entry in bundle.get("entry", []):

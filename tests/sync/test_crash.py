@@ -16,6 +16,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -120,6 +121,15 @@ def outbox_states(db: Database) -> dict[str, int]:
         return {status: n for status, n in conn.execute(query)}
 
 
+def done_since(db: Database, moment: datetime) -> int:
+    """How many runs started after `moment` have finished."""
+    t = sync_run.c
+    with db.reader() as conn:
+        return int(
+            conn.execute(select(func.count()).where(t.started_at > moment, t.state == "done")).scalar_one()
+        )
+
+
 def run_states(db: Database) -> list[str]:
     with db.reader() as conn:
         return sorted(conn.execute(select(sync_run.c.state)).scalars())
@@ -185,7 +195,15 @@ def test_two_scheduler_processes_run_each_sync_once(crash_env, receiver, databas
         assert wait_for(lambda: len(run_states(db)) >= 2), run_states(db)
         app = create_app(Settings.load(environ={}, database_url=database_url, log_level="WARNING"))
         load(db, app.extensions["horizon.mapping"], patients=1, seed=11)  # new work for a later run
-        assert wait_for(lambda: outbox_states(db).get("pending", 0) == 0 and len(run_states(db)) >= 4)
+        loaded = datetime.now(UTC)  # a run started after this saw the new work (one started during the
+        # load may have read the feed before the load committed, and finished with nothing pending)
+        assert wait_for(
+            lambda: (
+                outbox_states(db).get("pending", 0) == 0
+                and len(run_states(db)) >= 4
+                and done_since(db, loaded) >= 1
+            )
+        )
     finally:
         for proc in procs:
             if proc.poll() is None:

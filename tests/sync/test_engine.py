@@ -509,3 +509,24 @@ def test_a_failing_exchange_sends_nothing_claimed_ahead_and_the_breaker_opens(db
             select(func.count()).select_from(sync_lane).where(sync_lane.c.holder.is_not(None))
         ).scalar()
     assert leased == 0  # every lane claimed ahead was let go
+
+
+@pytest.mark.parametrize("mode", ["transaction", "batch"])
+def test_two_pending_versions_of_one_resource_go_in_separate_bundles(db, ctx, settings, receiver, mode):
+    """v1 not yet sent when v2 (a deletion) is queued: never one Bundle with both (a server refuses such a
+    transaction, or applies the DELETE first); v1 then v2, each once, and no exchange refused."""
+    batch = load(db, ctx, patients=1)
+    destination = make_destination(receiver.url, write_mode=mode, batch_size=500)
+    advance(db, destination)  # v1 of everything queued, nothing sent yet
+    session = copy.deepcopy(batch["sessions"][0])
+    session["vitals"] = session["vitals"][:1]
+    store(db, ctx, {"sessions": [session]})
+    deleted = [k for k, (_v, gone) in current(db).items() if gone]
+    assert deleted
+    counts = sync(db, settings, destination)
+    assert counts.dead == 0 and counts.errors == []
+    assert_mirrors(receiver, db)
+    key = f"{deleted[0][0]}/{deleted[0][1]}"
+    assert [w[0] for w in receiver.writes if w[1] == key] == ["PUT", "DELETE"]
+    assert [r for r in receiver.requests if r[2] >= 400] == []  # no refused Bundle, no one-by-one fallback
+    assert {r[1] for r in receiver.requests} == {"/fhir"}
