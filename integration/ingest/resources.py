@@ -148,7 +148,9 @@ def write_resources(repo: ResourceRepository, produced: Sequence[Produced], now:
         version = state.version_id + 1 if state else 1
         body = {**r.body, "meta": {**r.body.get("meta", {}), "versionId": str(version), "lastUpdated": stamp}}
         content = orjson.dumps(body, option=_SORTED).decode()
-        writes.append(ResourceWrite(r.resource_type, r.id, version, r.content_hash, content, r.patient_id))
+        writes.append(
+            ResourceWrite(r.resource_type, r.id, version, r.content_hash, content, r.patient_id, body)
+        )
 
     repo.unlink(drop_links)
     still_made = set(repo.producers(orphan_candidates))

@@ -12,8 +12,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Select, Table, bindparam, delete, insert, select, text, update
+import orjson
+from sqlalchemy import Connection, Select, Table, bindparam, delete, select, text, update
 
+from integration.store.bulk import append
 from integration.store.keys import grouped_chunks
 from integration.store.schema import change_feed, fhir_resource, fhir_resource_source, fhir_resource_version
 from integration.store.search_index import SearchIndex
@@ -39,6 +41,14 @@ class ResourceWrite:
     content_hash: str
     content: str | None
     patient_id: str | None
+    # The content already parsed (as the writer built it), so indexing need not parse it again.
+    parsed: dict[str, Any] | None = None
+
+    def body(self) -> dict[str, Any] | None:
+        """The content as a dict; None for a deletion."""
+        if self.content is None:
+            return None
+        return self.parsed if self.parsed is not None else orjson.loads(self.content)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +68,33 @@ def _read_query(table: Table) -> Select[Any]:
         t.resource_type, t.id, t.version_id, t.last_updated, t.deleted, t.content, t.patient_id
     ).where(t.resource_type == bindparam("resource_type"), t.id == bindparam("id"))
 
+
+_RESOURCE_COLUMNS = (
+    "resource_type",
+    "id",
+    "version_id",
+    "last_updated",
+    "patient_id",
+    "deleted",
+    "content_hash",
+    "content",
+)
+_FEED_COLUMNS = ("resource_type", "resource_id", "version_id", "patient_id", "deleted", "recorded_at")
+_LINK_COLUMNS = ("source_kind", "source_id", "resource_type", "resource_id")
+# One statement for every moved current row (executemany), not one compiled per resource.
+_MOVE_CURRENT = (
+    update(fhir_resource)
+    .where(
+        fhir_resource.c.resource_type == bindparam("_type"),
+        fhir_resource.c.id == bindparam("_id"),
+        fhir_resource.c.version_id == bindparam("_previous"),
+    )
+    .values({c: bindparam(f"_new_{c}") for c in _RESOURCE_COLUMNS[2:]})
+)
+_NEW_KEYS = tuple(f"_new_{c}" for c in _RESOURCE_COLUMNS[2:])
+_UNLINK = delete(fhir_resource_source).where(
+    *(fhir_resource_source.c[c] == bindparam(c) for c in _LINK_COLUMNS)
+)
 
 # Built once: reads run on every FHIR request, and building a statement costs more than running it.
 _READ_CURRENT = _read_query(fhir_resource)
@@ -145,62 +182,47 @@ class ResourceRepository:
 
     def link(self, links: Sequence[tuple[str, str, str, str]]) -> None:
         """Record (source_kind, source_id, resource_type, resource_id) production links."""
-        if links:
-            self._conn.execute(
-                insert(fhir_resource_source),
-                [
-                    dict(zip(("source_kind", "source_id", "resource_type", "resource_id"), x, strict=True))
-                    for x in links
-                ],
-            )
+        append(self._conn, fhir_resource_source, _LINK_COLUMNS, links)
 
     def unlink(self, links: Sequence[tuple[str, str, str, str]]) -> None:
-        t = fhir_resource_source.c
-        for kind, source_id, resource_type, resource_id in links:
-            self._conn.execute(
-                delete(fhir_resource_source).where(
-                    t.source_kind == kind,
-                    t.source_id == source_id,
-                    t.resource_type == resource_type,
-                    t.resource_id == resource_id,
-                )
-            )
+        if links:
+            self._conn.execute(_UNLINK, [dict(zip(_LINK_COLUMNS, x, strict=True)) for x in links])
 
     def write(self, writes: Sequence[ResourceWrite], *, now: datetime) -> None:
         """Append the versions to history and the change feed, move the current rows and the search index."""
         if not writes:
             return
-        versions = [{**_current_row(w, now), "resource_type": w.resource_type, "id": w.id} for w in writes]
-        self._conn.execute(insert(fhir_resource_version), versions)
-        self._conn.execute(
-            insert(change_feed),
-            [
-                {
-                    "resource_type": w.resource_type,
-                    "resource_id": w.id,
-                    "version_id": w.version_id,
-                    "patient_id": w.patient_id,
-                    "deleted": w.content is None,
-                    "recorded_at": now,
-                }
-                for w in writes
-            ],
-        )
-        new = [row for row in versions if row["version_id"] == 1]
-        if new:
-            self._conn.execute(insert(fhir_resource), new)
-        t = fhir_resource.c
-        for w in writes:
-            if w.version_id == 1:
-                continue
-            self._conn.execute(
-                update(fhir_resource)
-                .where(t.resource_type == w.resource_type, t.id == w.id, t.version_id == w.version_id - 1)
-                .values(**_current_row(w, now))
+        rows = [
+            (
+                w.resource_type,
+                w.id,
+                w.version_id,
+                now,
+                w.patient_id,
+                w.content is None,
+                w.content_hash,
+                w.content,
             )
+            for w in writes
+        ]
+        append(self._conn, fhir_resource_version, _RESOURCE_COLUMNS, rows)
+        append(
+            self._conn,
+            change_feed,
+            _FEED_COLUMNS,
+            [(w.resource_type, w.id, w.version_id, w.patient_id, w.content is None, now) for w in writes],
+        )
+        append(self._conn, fhir_resource, _RESOURCE_COLUMNS, [r for r in rows if r[2] == 1])
+        moved = [
+            {"_type": r[0], "_id": r[1], "_previous": r[2] - 1, **dict(zip(_NEW_KEYS, r[2:], strict=True))}
+            for r in rows
+            if r[2] > 1
+        ]
+        if moved:
+            self._conn.execute(_MOVE_CURRENT, moved)
         index = SearchIndex(self._conn)
-        index.replace([(w.resource_type, w.id, w.content) for w in writes if w.version_id == 1], fresh=True)
-        index.replace([(w.resource_type, w.id, w.content) for w in writes if w.version_id > 1])
+        index.replace([(w.resource_type, w.id, w.body()) for w in writes if w.version_id == 1], fresh=True)
+        index.replace([(w.resource_type, w.id, w.body()) for w in writes if w.version_id > 1])
 
     def read(
         self, resource_type: str, resource_id: str, version_id: int | None = None
@@ -227,14 +249,3 @@ class ResourceRepository:
         t = change_feed.c
         rows = self._conn.execute(select(change_feed).where(t.seq > seq).order_by(t.seq).limit(limit))
         return [dict(row._mapping) for row in rows]
-
-
-def _current_row(w: ResourceWrite, now: datetime) -> dict[str, object]:
-    return {
-        "version_id": w.version_id,
-        "last_updated": now,
-        "patient_id": w.patient_id,
-        "deleted": w.content is None,
-        "content_hash": w.content_hash,
-        "content": w.content,
-    }
