@@ -17,6 +17,7 @@ import orjson
 from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 
+from integration.ingest.gc_pause import gc_paused
 from integration.ingest.groups import refresh_referrer_groups
 from integration.ingest.problems import RecordError, Reference
 from integration.ingest.resources import (
@@ -106,6 +107,20 @@ def ingest(
     `audit`, when given, is committed in the same transaction as the records it describes, with
     the outcome `audit_outcome` derives from the answers (the HTTP status the caller will send).
     """
+    with gc_paused():
+        return _ingest(db, records, ctx, source, request_id, audit, audit_outcome, now)
+
+
+def _ingest(
+    db: Database,
+    records: Iterable[tuple[str, object]],
+    ctx: MappingContext,
+    source: str,
+    request_id: str | None,
+    audit: AuditEntry | None,
+    audit_outcome: Callable[[list[Outcome]], int] | None,
+    now: datetime | None,
+) -> list[Outcome]:
     candidates = [_validate(kind, record) for kind, record in records]
     _reject_duplicates(candidates)
     _map_changed(db, candidates, ctx)
