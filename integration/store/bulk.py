@@ -26,16 +26,29 @@ def append(conn: Connection, table: Table, columns: Sequence[str], rows: Sequenc
         return
     dialect = conn.dialect
     processors, sql = _prepared(dialect, table, tuple(columns))
-    if any(p is not None for p in processors):
-        rows = [
-            tuple(v if p is None or v is None else p(v) for p, v in zip(processors, r, strict=True))
-            for r in rows
-        ]
+    active = [(i, p, {}) for i, p in enumerate(processors) if p is not None]
+    if active:
+        rows = [_processed(row, active) for row in rows]
     if _uses_copy(dialect):
         _copy(conn, sql, rows)
     else:
         conn.exec_driver_sql(sql, list(rows))
 
+
+def _processed(
+    row: Sequence[Any], active: list[tuple[int, Callable[[Any], Any], dict[Any, Any]]]
+) -> list[Any]:
+    """The row with its processed columns converted; each distinct value once per call (most repeat)."""
+    out = list(row)
+    for i, process, memo in active:
+        value = out[i]
+        if value is not None:
+            found = memo.get(value, _MISSING)
+            out[i] = memo.setdefault(value, process(value)) if found is _MISSING else found
+    return tuple(out)
+
+
+_MISSING = object()
 
 # By (backend, driver, table, columns): statements and processors depend on nothing else.
 _PREPARED: dict[tuple[str, str, str, tuple[str, ...]], tuple[tuple[Processor, ...], str]] = {}
