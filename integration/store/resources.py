@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -79,6 +80,7 @@ _RESOURCE_COLUMNS = (
     "content_hash",
     "content",
 )
+_BY_KEY = itemgetter(0, 1, 2)
 _FEED_COLUMNS = ("resource_type", "resource_id", "version_id", "patient_id", "deleted", "recorded_at")
 _LINK_COLUMNS = ("source_kind", "source_id", "resource_type", "resource_id")
 # One statement for every moved current row (executemany), not one compiled per resource.
@@ -205,6 +207,7 @@ class ResourceRepository:
             )
             for w in writes
         ]
+        rows.sort(key=_BY_KEY)  # primary-key order: B-tree inserts touch each page once
         append(self._conn, fhir_resource_version, _RESOURCE_COLUMNS, rows)
         append(
             self._conn,
