@@ -2,9 +2,11 @@
 
 import gc
 import threading
+import time
 
 import pytest
 
+from integration.ingest import gc_pause
 from integration.ingest.gc_pause import gc_paused
 
 
@@ -58,3 +60,23 @@ def test_overlapping_batches_resume_only_when_the_last_leaves():
         t.join(10)
     assert seen == [False]
     assert gc.isenabled()
+
+
+def test_batches_overlapping_for_too_long_still_collect(monkeypatch):
+    collections: list[int] = []
+    monkeypatch.setattr(gc_pause, "MAX_PAUSE_SECONDS", 0.0)
+    monkeypatch.setattr(gc_pause.gc, "collect", lambda *args: collections.append(1) or 0)
+    with gc_paused():
+        with gc_paused():
+            time.sleep(0.01)
+        assert collections == [1]  # the inner batch left while the outer one still runs
+        assert not gc.isenabled()
+    assert collections == [1] and gc.isenabled()
+
+
+def test_short_overlaps_do_not_collect(monkeypatch):
+    collections: list[int] = []
+    monkeypatch.setattr(gc_pause.gc, "collect", lambda *args: collections.append(1) or 0)
+    with gc_paused(), gc_paused():
+        pass
+    assert collections == []
