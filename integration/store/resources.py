@@ -17,7 +17,7 @@ import orjson
 from sqlalchemy import Connection, Select, Table, bindparam, delete, select, text, update
 
 from integration.store.bulk import append
-from integration.store.keys import grouped_chunks
+from integration.store.keys import chunk_for, grouped_chunks, one_of
 from integration.store.schema import change_feed, fhir_resource, fhir_resource_source, fhir_resource_version
 from integration.store.search_index import SearchIndex
 
@@ -115,10 +115,11 @@ class ResourceRepository:
         """Current state of the given (resource_type, id) keys that exist (deleted ones included)."""
         t = fhir_resource.c
         found: dict[tuple[str, str], ResourceState] = {}
-        for resource_type, ids in grouped_chunks(keys):
+        backend = self._conn.dialect.name
+        for resource_type, ids in grouped_chunks(keys, chunk_for(backend)):
             rows = self._conn.execute(
                 select(t.id, t.version_id, t.content_hash, t.deleted, t.patient_id).where(
-                    t.resource_type == resource_type, t.id.in_(ids)
+                    t.resource_type == resource_type, one_of(t.id, ids, backend)
                 )
             )
             for row in rows:
@@ -170,10 +171,11 @@ class ResourceRepository:
         """The (source_kind, source_id) records producing each of these resources now."""
         t = fhir_resource_source.c
         found: dict[tuple[str, str], set[tuple[str, str]]] = {}
-        for resource_type, ids in grouped_chunks(keys):
+        backend = self._conn.dialect.name
+        for resource_type, ids in grouped_chunks(keys, chunk_for(backend)):
             rows = self._conn.execute(
                 select(t.resource_id, t.source_kind, t.source_id).where(
-                    t.resource_type == resource_type, t.resource_id.in_(ids)
+                    t.resource_type == resource_type, one_of(t.resource_id, ids, backend)
                 )
             )
             for row in rows:
