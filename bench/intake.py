@@ -143,3 +143,7 @@ def main() -> None:
             print(
                 f"  {name}: intake (validate + map + store FHIR) takes {ratio:.1f}x the record-insert floor"
             )
+
+
+if __name__ == "__main__":
+    main()

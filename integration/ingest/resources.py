@@ -9,7 +9,7 @@ updated record no longer produces is deleted once no other record produces it ei
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from integration.settings import Settings
-from integration.store.resources import ResourceRepository, ResourceWrite
+from integration.store.resources import ResourceRepository, ResourceState, ResourceWrite
 from mappings import ClinicOrganization, MappingContext, map_record_dicts
 from mappings.dispatch import static_dicts
 from mappings.ids import resource_id
@@ -58,13 +58,18 @@ class ProducerConflict(Exception):
 
 @dataclass(slots=True)
 class MappedResource:
-    """One validated resource as plain R4 JSON, with the hash of its content (meta excluded)."""
+    """One resource as plain R4 JSON, with the hash of its content (meta excluded).
+
+    `validated` is False only while the resource's exact content is known to be stored already
+    (it was validated when it was stored): write_resources validates it if it is written after all.
+    """
 
     resource_type: str
     id: str
     body: dict[str, Any]
     content_hash: str
     patient_id: str | None
+    validated: bool = True
 
 
 @dataclass(slots=True)
@@ -89,25 +94,70 @@ def mapping_context(settings: Settings) -> MappingContext:
 
 
 def map_to_fhir(
-    kind: str, record: dict[str, Any], ctx: MappingContext, patient_clinic_id: str | None
+    kind: str,
+    record: dict[str, Any],
+    ctx: MappingContext,
+    patient_clinic_id: str | None,
+    *,
+    validate_now: bool = True,
 ) -> list[MappedResource]:
     """Map one valid record and validate each resource with its R4B model (raises MappingError or
-    pydantic's ValidationError, which the caller turns into a rejection of the record)."""
+    pydantic's ValidationError, which the caller turns into a rejection of the record).
+
+    With `validate_now` False the resources come back built and hashed but not yet validated:
+    the caller runs `validate_unknown` on them (after reading what is stored).
+    """
     patient_id = resource_id("patient", patient_clinic_id) if patient_clinic_id else None
-    return [mapped(d, patient_id) for d in map_record_dicts(kind, record, ctx)]
+    build = mapped if validate_now else unvalidated
+    return [build(d, patient_id) for d in map_record_dicts(kind, record, ctx)]
 
 
 def static_resources(ctx: MappingContext) -> Produced:
-    """The configuration-derived resources (Organization, Device, Questionnaires, CodeSystems)."""
-    return Produced(*STATIC_SOURCE, [mapped(d, None) for d in static_dicts(ctx)])
+    """The configuration-derived resources (Organization, Device, Questionnaires, CodeSystems).
+
+    Validated by write_resources when written: on most starts none changed, and none is.
+    """
+    return Produced(*STATIC_SOURCE, [unvalidated(d, None) for d in static_dicts(ctx)])
 
 
 def mapped(body: dict[str, Any], patient_id: str | None) -> MappedResource:
     """Validate one built resource and hash its content (meta excluded, as the store compares it)."""
     validate(body)
+    return unvalidated(body, patient_id)
+
+
+def unvalidated(body: dict[str, Any], patient_id: str | None) -> MappedResource:
+    """Hash one built resource; it must pass `validate_unknown` or write_resources before it is stored."""
     content_hash = hashlib.sha256(orjson.dumps(body, option=_SORTED)).hexdigest()
     own_patient = body["id"] if body["resourceType"] == "Patient" else patient_id
-    return MappedResource(body["resourceType"], body["id"], body, content_hash, own_patient)
+    return MappedResource(body["resourceType"], body["id"], body, content_hash, own_patient, validated=False)
+
+
+def validate_unknown(
+    resources: Sequence[MappedResource], stored: Mapping[tuple[str, str], ResourceState], seen: set[str]
+) -> int:
+    """Validate, with its R4B model, each resource whose exact content is not already known valid.
+
+    Known valid: it is the stored current version (same content hash, not deleted), so it will not
+    be written at all; or the same content was validated earlier in this batch (`seen`, updated
+    here), like the CarePlan each session of a series produces. Raises ValidationError as
+    `mapped` does. Returns how many were validated.
+    """
+    count = 0
+    for r in resources:
+        if r.validated:
+            continue
+        if r.content_hash in seen:
+            r.validated = True
+            continue
+        state = stored.get((r.resource_type, r.id))
+        if state is not None and not state.deleted and state.content_hash == r.content_hash:
+            continue  # unchanged: not written (and validated in write_resources if that changes)
+        validate(r.body)
+        r.validated = True
+        seen.add(r.content_hash)
+        count += 1
+    return count
 
 
 def write_resources(repo: ResourceRepository, produced: Sequence[Produced], now: datetime) -> int:
@@ -145,10 +195,15 @@ def write_resources(repo: ResourceRepository, produced: Sequence[Produced], now:
         state = states.get(key)
         if state is not None and not state.deleted and state.content_hash == r.content_hash:
             continue
+        if not r.validated:  # stored unchanged when read before the lock; since changed: validate now
+            validate(r.body)
+            r.validated = True
         version = state.version_id + 1 if state else 1
         body = {**r.body, "meta": {**r.body.get("meta", {}), "versionId": str(version), "lastUpdated": stamp}}
         content = orjson.dumps(body, option=_SORTED).decode()
-        writes.append(ResourceWrite(r.resource_type, r.id, version, r.content_hash, content, r.patient_id))
+        writes.append(
+            ResourceWrite(r.resource_type, r.id, version, r.content_hash, content, r.patient_id, body)
+        )
 
     repo.unlink(drop_links)
     still_made = set(repo.producers(orphan_candidates))

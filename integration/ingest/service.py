@@ -17,21 +17,24 @@ import orjson
 from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 
+from integration.ingest.gc_pause import gc_paused
 from integration.ingest.groups import refresh_referrer_groups
 from integration.ingest.problems import RecordError, Reference
 from integration.ingest.resources import (
+    SHARED_TYPES,
     MappedResource,
     Produced,
     ProducerConflict,
     map_to_fhir,
     static_resources,
+    validate_unknown,
     write_resources,
 )
 from integration.ingest.validation import KINDS, patient_of, references, validate_record
 from integration.store.audit import AuditEntry, AuditRepository
 from integration.store.db import Database
 from integration.store.records import ClinicRecordRepository, ConcurrentUpdate, NewVersion
-from integration.store.resources import ResourceRepository
+from integration.store.resources import ResourceRepository, ResourceState
 from mappings import MappingContext, MappingError
 
 log = logging.getLogger(__name__)
@@ -106,6 +109,20 @@ def ingest(
     `audit`, when given, is committed in the same transaction as the records it describes, with
     the outcome `audit_outcome` derives from the answers (the HTTP status the caller will send).
     """
+    with gc_paused():
+        return _ingest(db, records, ctx, source, request_id, audit, audit_outcome, now)
+
+
+def _ingest(
+    db: Database,
+    records: Iterable[tuple[str, object]],
+    ctx: MappingContext,
+    source: str,
+    request_id: str | None,
+    audit: AuditEntry | None,
+    audit_outcome: Callable[[list[Outcome]], int] | None,
+    now: datetime | None,
+) -> list[Outcome]:
     candidates = [_validate(kind, record) for kind, record in records]
     _reject_duplicates(candidates)
     _map_changed(db, candidates, ctx)
@@ -154,30 +171,61 @@ def write_static_resources(db: Database, ctx: MappingContext) -> int:
 
 
 def _map_changed(db: Database, candidates: list[_Candidate], ctx: MappingContext) -> None:
-    """Map the records that look new or changed, before the write lock is taken.
+    """Map and validate the records that look new or changed, before the write lock is taken.
 
     Mapping depends only on the record and the configuration, so it stays right even if another
     writer moves a head meanwhile; the write transaction maps whatever this pass did not.
+    Resources whose exact content is already stored as their current version are not validated
+    again (they will not be written; write_resources validates any that a concurrent writer
+    changed meanwhile), nor is content validated once already in this batch.
     """
     valid = [c for c in candidates if not c.early_errors]
     with db.reader() as conn:
         heads = ClinicRecordRepository(conn).heads((c.outcome.kind, c.outcome.id) for c in valid)  # type: ignore[misc]
+    changed: list[tuple[_Candidate, bool]] = []
     for c in valid:
         head = heads.get((c.outcome.kind, c.outcome.id))  # type: ignore[arg-type]
         if head is None or head.content_hash != c.content_hash:
-            _map(c, ctx)
+            _map(c, ctx, validate_now=False)
+            changed.append((c, head is not None))
+    # Only an updated record (or a resource several records share) can find its content stored.
+    wanted = {
+        (r.resource_type, r.id)
+        for c, updated in changed
+        for r in c.fhir or ()
+        if updated or r.resource_type in SHARED_TYPES
+    }
+    stored: dict[tuple[str, str], ResourceState] = {}
+    if wanted:
+        with db.reader() as conn:
+            stored = ResourceRepository(conn).states(wanted)
+    seen: set[str] = set()
+    for c, _ in changed:
+        if c.fhir is None:
+            continue
+        try:
+            validate_unknown(c.fhir, stored, seen)
+        except ValidationError as exc:
+            c.fhir = None
+            _unmappable(c, exc)
 
 
-def _map(c: _Candidate, ctx: MappingContext) -> None:
+def _map(c: _Candidate, ctx: MappingContext, *, validate_now: bool = True) -> None:
     try:
-        c.fhir = map_to_fhir(c.outcome.kind, c.record, ctx, patient_of(c.outcome.kind, c.record))
-    except (MappingError, ValidationError) as exc:
-        # A record the contract accepts but FHIR cannot express is rejected, never stored half-mapped.
-        message = f"the record cannot be expressed in FHIR: {_mapping_reason(exc)}"
-        c.early_errors.append(RecordError(c.outcome.kind, c.outcome.id, "", "mapping", message))
-        log.warning(
-            "mapping rejected a valid record", extra={"kind": c.outcome.kind, "error": type(exc).__name__}
+        c.fhir = map_to_fhir(
+            c.outcome.kind, c.record, ctx, patient_of(c.outcome.kind, c.record), validate_now=validate_now
         )
+    except (MappingError, ValidationError) as exc:
+        _unmappable(c, exc)
+
+
+def _unmappable(c: _Candidate, exc: MappingError | ValidationError) -> None:
+    """A record the contract accepts but FHIR cannot express is rejected, never stored half-mapped."""
+    message = f"the record cannot be expressed in FHIR: {_mapping_reason(exc)}"
+    c.early_errors.append(RecordError(c.outcome.kind, c.outcome.id, "", "mapping", message))
+    log.warning(
+        "mapping rejected a valid record", extra={"kind": c.outcome.kind, "error": type(exc).__name__}
+    )
 
 
 def _mapping_reason(exc: Exception) -> str:

@@ -10,11 +10,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Connection, Select, Table, bindparam, delete, insert, select, text, update
+import orjson
+from sqlalchemy import Connection, Select, Table, bindparam, delete, select, text, update
 
-from integration.store.keys import grouped_chunks
+from integration.store.bulk import append
+from integration.store.keys import chunk_for, grouped_chunks, one_of
 from integration.store.schema import change_feed, fhir_resource, fhir_resource_source, fhir_resource_version
 from integration.store.search_index import SearchIndex
 
@@ -39,6 +42,14 @@ class ResourceWrite:
     content_hash: str
     content: str | None
     patient_id: str | None
+    # The content already parsed (as the writer built it), so indexing need not parse it again.
+    parsed: dict[str, Any] | None = None
+
+    def body(self) -> dict[str, Any] | None:
+        """The content as a dict; None for a deletion."""
+        if self.content is None:
+            return None
+        return self.parsed if self.parsed is not None else orjson.loads(self.content)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +70,34 @@ def _read_query(table: Table) -> Select[Any]:
     ).where(t.resource_type == bindparam("resource_type"), t.id == bindparam("id"))
 
 
+_RESOURCE_COLUMNS = (
+    "resource_type",
+    "id",
+    "version_id",
+    "last_updated",
+    "patient_id",
+    "deleted",
+    "content_hash",
+    "content",
+)
+_BY_KEY = itemgetter(0, 1, 2)
+_FEED_COLUMNS = ("resource_type", "resource_id", "version_id", "patient_id", "deleted", "recorded_at")
+_LINK_COLUMNS = ("source_kind", "source_id", "resource_type", "resource_id")
+# One statement for every moved current row (executemany), not one compiled per resource.
+_MOVE_CURRENT = (
+    update(fhir_resource)
+    .where(
+        fhir_resource.c.resource_type == bindparam("_type"),
+        fhir_resource.c.id == bindparam("_id"),
+        fhir_resource.c.version_id == bindparam("_previous"),
+    )
+    .values({c: bindparam(f"_new_{c}") for c in _RESOURCE_COLUMNS[2:]})
+)
+_NEW_KEYS = tuple(f"_new_{c}" for c in _RESOURCE_COLUMNS[2:])
+_UNLINK = delete(fhir_resource_source).where(
+    *(fhir_resource_source.c[c] == bindparam(c) for c in _LINK_COLUMNS)
+)
+
 # Built once: reads run on every FHIR request, and building a statement costs more than running it.
 _READ_CURRENT = _read_query(fhir_resource)
 _READ_VERSION = _read_query(fhir_resource_version).where(
@@ -76,10 +115,11 @@ class ResourceRepository:
         """Current state of the given (resource_type, id) keys that exist (deleted ones included)."""
         t = fhir_resource.c
         found: dict[tuple[str, str], ResourceState] = {}
-        for resource_type, ids in grouped_chunks(keys):
+        backend = self._conn.dialect.name
+        for resource_type, ids in grouped_chunks(keys, chunk_for(backend)):
             rows = self._conn.execute(
                 select(t.id, t.version_id, t.content_hash, t.deleted, t.patient_id).where(
-                    t.resource_type == resource_type, t.id.in_(ids)
+                    t.resource_type == resource_type, one_of(t.id, ids, backend)
                 )
             )
             for row in rows:
@@ -131,10 +171,11 @@ class ResourceRepository:
         """The (source_kind, source_id) records producing each of these resources now."""
         t = fhir_resource_source.c
         found: dict[tuple[str, str], set[tuple[str, str]]] = {}
-        for resource_type, ids in grouped_chunks(keys):
+        backend = self._conn.dialect.name
+        for resource_type, ids in grouped_chunks(keys, chunk_for(backend)):
             rows = self._conn.execute(
                 select(t.resource_id, t.source_kind, t.source_id).where(
-                    t.resource_type == resource_type, t.resource_id.in_(ids)
+                    t.resource_type == resource_type, one_of(t.resource_id, ids, backend)
                 )
             )
             for row in rows:
@@ -145,62 +186,48 @@ class ResourceRepository:
 
     def link(self, links: Sequence[tuple[str, str, str, str]]) -> None:
         """Record (source_kind, source_id, resource_type, resource_id) production links."""
-        if links:
-            self._conn.execute(
-                insert(fhir_resource_source),
-                [
-                    dict(zip(("source_kind", "source_id", "resource_type", "resource_id"), x, strict=True))
-                    for x in links
-                ],
-            )
+        append(self._conn, fhir_resource_source, _LINK_COLUMNS, links)
 
     def unlink(self, links: Sequence[tuple[str, str, str, str]]) -> None:
-        t = fhir_resource_source.c
-        for kind, source_id, resource_type, resource_id in links:
-            self._conn.execute(
-                delete(fhir_resource_source).where(
-                    t.source_kind == kind,
-                    t.source_id == source_id,
-                    t.resource_type == resource_type,
-                    t.resource_id == resource_id,
-                )
-            )
+        if links:
+            self._conn.execute(_UNLINK, [dict(zip(_LINK_COLUMNS, x, strict=True)) for x in links])
 
     def write(self, writes: Sequence[ResourceWrite], *, now: datetime) -> None:
         """Append the versions to history and the change feed, move the current rows and the search index."""
         if not writes:
             return
-        versions = [{**_current_row(w, now), "resource_type": w.resource_type, "id": w.id} for w in writes]
-        self._conn.execute(insert(fhir_resource_version), versions)
-        self._conn.execute(
-            insert(change_feed),
-            [
-                {
-                    "resource_type": w.resource_type,
-                    "resource_id": w.id,
-                    "version_id": w.version_id,
-                    "patient_id": w.patient_id,
-                    "deleted": w.content is None,
-                    "recorded_at": now,
-                }
-                for w in writes
-            ],
-        )
-        new = [row for row in versions if row["version_id"] == 1]
-        if new:
-            self._conn.execute(insert(fhir_resource), new)
-        t = fhir_resource.c
-        for w in writes:
-            if w.version_id == 1:
-                continue
-            self._conn.execute(
-                update(fhir_resource)
-                .where(t.resource_type == w.resource_type, t.id == w.id, t.version_id == w.version_id - 1)
-                .values(**_current_row(w, now))
+        rows = [
+            (
+                w.resource_type,
+                w.id,
+                w.version_id,
+                now,
+                w.patient_id,
+                w.content is None,
+                w.content_hash,
+                w.content,
             )
+            for w in writes
+        ]
+        rows.sort(key=_BY_KEY)  # primary-key order: B-tree inserts touch each page once
+        append(self._conn, fhir_resource_version, _RESOURCE_COLUMNS, rows)
+        append(
+            self._conn,
+            change_feed,
+            _FEED_COLUMNS,
+            [(w.resource_type, w.id, w.version_id, w.patient_id, w.content is None, now) for w in writes],
+        )
+        append(self._conn, fhir_resource, _RESOURCE_COLUMNS, [r for r in rows if r[2] == 1])
+        moved = [
+            {"_type": r[0], "_id": r[1], "_previous": r[2] - 1, **dict(zip(_NEW_KEYS, r[2:], strict=True))}
+            for r in rows
+            if r[2] > 1
+        ]
+        if moved:
+            self._conn.execute(_MOVE_CURRENT, moved)
         index = SearchIndex(self._conn)
-        index.replace([(w.resource_type, w.id, w.content) for w in writes if w.version_id == 1], fresh=True)
-        index.replace([(w.resource_type, w.id, w.content) for w in writes if w.version_id > 1])
+        index.replace([(w.resource_type, w.id, w.body()) for w in writes if w.version_id == 1], fresh=True)
+        index.replace([(w.resource_type, w.id, w.body()) for w in writes if w.version_id > 1])
 
     def read(
         self, resource_type: str, resource_id: str, version_id: int | None = None
@@ -227,14 +254,3 @@ class ResourceRepository:
         t = change_feed.c
         rows = self._conn.execute(select(change_feed).where(t.seq > seq).order_by(t.seq).limit(limit))
         return [dict(row._mapping) for row in rows]
-
-
-def _current_row(w: ResourceWrite, now: datetime) -> dict[str, object]:
-    return {
-        "version_id": w.version_id,
-        "last_updated": now,
-        "patient_id": w.patient_id,
-        "deleted": w.content is None,
-        "content_hash": w.content_hash,
-        "content": w.content,
-    }

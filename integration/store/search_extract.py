@@ -45,7 +45,10 @@ def extract(resource: dict[str, Any]) -> IndexRows:
     """The index rows of one resource, for every parameter its type defines."""
     rows = IndexRows()
     for param in params_for(resource.get("resourceType", "")).values():
-        for value in _values(resource, param):
+        found: list[Any] = []
+        for path in param.paths:
+            _walk(resource, path, 0, found)
+        for value in found:
             _add(rows, param, value)
     return rows
 
@@ -136,29 +139,29 @@ def _zone(zone: str | None) -> timezone | None:
     return timezone(-offset if zone[0] == "-" else offset)
 
 
-def _values(resource: dict[str, Any], param: SearchParam) -> Iterator[Any]:
-    for path in param.paths:
-        yield from _walk(resource, path)
-
-
-def _walk(node: Any, path: tuple[str, ...]) -> Iterator[Any]:
-    if isinstance(node, list):
-        for item in node:
-            yield from _walk(item, path)
-        return
-    if not path:
-        yield node
-        return
-    if not isinstance(node, dict):
-        return
-    step, rest = path[0], path[1:]
-    if step.endswith("[x]"):
-        stem = step[:-3]
-        for key, value in node.items():
-            if key.startswith(stem) and key[len(stem) : len(stem) + 1].isupper():
-                yield from _walk(value, rest)
-    elif step in node:
-        yield from _walk(node[step], rest)
+def _walk(node: Any, path: tuple[str, ...], at: int, out: list[Any]) -> None:
+    """Append to `out` what `path[at:]` reaches from `node` (lists flattened at every step)."""
+    while True:
+        if isinstance(node, list):
+            for item in node:
+                _walk(item, path, at, out)
+            return
+        if at == len(path):
+            out.append(node)
+            return
+        if not isinstance(node, dict):
+            return
+        step = path[at]
+        at += 1
+        if step.endswith("[x]"):
+            stem = step[:-3]
+            for key, value in node.items():
+                if key.startswith(stem) and key[len(stem) : len(stem) + 1].isupper():
+                    _walk(value, path, at, out)
+            return
+        if step not in node:
+            return
+        node = node[step]
 
 
 def _add(rows: IndexRows, param: SearchParam, value: Any) -> None:

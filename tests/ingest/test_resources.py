@@ -1,14 +1,16 @@
 """Intake writes FHIR resources, their versions and the change feed with the record, in one transaction."""
 
 import copy
+import dataclasses
 from collections import Counter
+from datetime import UTC, datetime
 
 import orjson
 import pytest
 from sqlalchemy import func, select
 
-from integration.ingest import service, synthetic
-from integration.store.resources import ResourceRepository
+from integration.ingest import resources, service, synthetic
+from integration.store.resources import ResourceRepository, ResourceWrite
 from integration.store.schema import change_feed, clinic_record, fhir_resource, fhir_resource_version
 from mappings import map_record_dicts
 from mappings.errors import UnknownCodeError
@@ -193,3 +195,137 @@ def test_two_sessions_of_one_batch_with_the_same_child_id(client, clinic_headers
     assert by_id[first["id"]]["status"] == "accepted"
     assert by_id[second["id"]]["status"] == "rejected"
     assert by_id[second["id"]]["errors"][0]["rule"] == "duplicate-id"
+
+
+@pytest.fixture
+def validations(monkeypatch):
+    """Every R4B model validation intake runs, as (resourceType, id), in order."""
+    seen: list[tuple[str, str]] = []
+    real = resources.validate
+
+    def counting(body):
+        seen.append((body["resourceType"], body["id"]))
+        return real(body)
+
+    monkeypatch.setattr(resources, "validate", counting)
+    return seen
+
+
+def _changed_heart_rate(batch):
+    session = copy.deepcopy(batch["sessions"][0])
+    next(v for v in session["vitals"] if "heart_rate" in v)["heart_rate"] += 1
+    return session
+
+
+def test_an_updated_session_validates_only_the_resources_it_changes(
+    client, clinic_headers, batch, db, validations
+):
+    _post(client, clinic_headers, batch)
+    assert len(validations) >= 50  # everything new was validated
+    validations.clear()
+    before = _max_seq(db)
+    session = _changed_heart_rate(batch)
+    assert (
+        client.put(f"/api/v1/sessions/{session['id']}", json=session, headers=clinic_headers).status_code
+        == 200
+    )
+    new = _feed(db, before)
+    assert [(row["resource_type"], row["resource_id"], row["version_id"]) for row in new] == [
+        ("Observation", validations[0][1], 2)
+    ]
+    assert len(validations) == 1
+
+
+def test_a_changed_resource_failing_its_model_still_rejects_the_record(
+    client, clinic_headers, batch, db, monkeypatch
+):
+    _post(client, clinic_headers, batch)
+    counts = _counts(db)
+    real = resources.validate
+
+    def strict(body):
+        if body["resourceType"] == "Observation":  # only the changed one reaches the models
+            return real({"resourceType": "Observation", "id": body["id"]})  # no status, no code
+        return real(body)
+
+    monkeypatch.setattr(resources, "validate", strict)
+    session = _changed_heart_rate(batch)
+    response = client.put(f"/api/v1/sessions/{session['id']}", json=session, headers=clinic_headers)
+    assert response.status_code == 422
+    assert response.json["errors"][0]["rule"] == "mapping"
+    assert "Observation" in response.json["errors"][0]["message"]
+    assert _counts(db) == counts
+
+
+def test_content_another_writer_changed_after_the_pre_read_is_validated_and_written(
+    client, clinic_headers, batch, db, ctx, validations, monkeypatch
+):
+    _post(client, clinic_headers, batch)
+    session = _changed_heart_rate(batch)
+    # An Observation of the session that the update leaves as it is: the pre-read finds it stored.
+    stored_before = map_record_dicts("session", batch["sessions"][0], ctx)
+    unchanged = next(
+        d
+        for d in map_record_dicts("session", session, ctx)
+        if d["resourceType"] == "Observation" and d in stored_before
+    )
+    with db.reader() as conn:
+        original = orjson.loads(ResourceRepository(conn).read("Observation", unchanged["id"]).content)
+    real_map_changed = service._map_changed
+
+    def map_then_someone_writes(db_, candidates, ctx_):
+        real_map_changed(db_, candidates, ctx_)
+        other = {**original, "status": "amended", "meta": {"versionId": "2"}}
+        with db.writer() as conn:
+            ResourceRepository(conn).write(
+                [
+                    ResourceWrite(
+                        "Observation", unchanged["id"], 2, "other", orjson.dumps(other).decode(), None
+                    )
+                ],
+                now=datetime.now(UTC),
+            )
+
+    monkeypatch.setattr(service, "_map_changed", map_then_someone_writes)
+    before = _max_seq(db)
+    validations.clear()
+    assert (
+        client.put(f"/api/v1/sessions/{session['id']}", json=session, headers=clinic_headers).status_code
+        == 200
+    )
+    new = [(row["resource_id"], row["version_id"]) for row in _feed(db, before)]
+    assert (unchanged["id"], 2) in new and (unchanged["id"], 3) in new
+    assert validations.count(("Observation", unchanged["id"])) == 1  # validated inside the write
+    with db.reader() as conn:
+        restored = orjson.loads(ResourceRepository(conn).read("Observation", unchanged["id"]).content)
+    assert restored["meta"]["versionId"] == "3"
+    assert {k: v for k, v in restored.items() if k != "meta"} == {
+        k: v for k, v in original.items() if k != "meta"
+    }
+
+
+def test_content_repeated_within_a_batch_is_validated_once(client, clinic_headers, db, ctx, validations):
+    batch = synthetic.batch(seed=21, n_patients=1, sessions_per_patient=3)
+    careplans = [
+        d
+        for s in batch["sessions"]
+        for d in map_record_dicts("session", s, ctx)
+        if d["resourceType"] == "CarePlan"
+    ]
+    distinct = {orjson.dumps(d, option=orjson.OPT_SORT_KEYS) for d in careplans}
+    assert len(careplans) > len(distinct)  # the sessions of a series share their CarePlan
+    _post(client, clinic_headers, batch)
+    assert sum(1 for t, _ in validations if t == "CarePlan") == len(distinct)
+
+
+def test_unchanged_configuration_resources_are_neither_validated_nor_written(db, ctx, validations):
+    first = service.write_static_resources(db, ctx)
+    assert first > 0 and len(validations) == first
+    validations.clear()
+    assert service.write_static_resources(db, ctx) == 0
+    assert validations == []
+    renamed = dataclasses.replace(
+        ctx, organization=dataclasses.replace(ctx.organization, name="Renamed Clinic")
+    )
+    assert service.write_static_resources(db, renamed) >= 1
+    assert any(t == "Organization" for t, _ in validations)

@@ -1,5 +1,6 @@
 """Atomicity and concurrency of intake writes, on the real database."""
 
+import gc
 import threading
 
 import pytest
@@ -28,8 +29,10 @@ def test_a_failure_mid_write_leaves_nothing(db, ctx, monkeypatch):
         raise RuntimeError("power cut")
 
     monkeypatch.setattr(ClinicRecordRepository, "write", write_then_crash)
+    gc.enable()
     with pytest.raises(RuntimeError):
         service.ingest(db, _pairs(batch), ctx=ctx, source="api")
+    assert gc.isenabled()  # paused for the batch, resumed despite the failure
     assert _count(db, clinic_record) == 0
     assert _count(db, clinic_record_head) == 0
     monkeypatch.undo()
