@@ -140,8 +140,9 @@ class OutboxItem:
         """An item from a claimed row (columns in field order), a third of the frozen __init__'s cost
         (a claim makes one per row, on the thread that paces delivery)."""
         item = object.__new__(cls)
-        item.__dict__.update(zip(_ITEM_FIELDS, row, strict=True))
-        item.__dict__["deleted"] = bool(item.deleted)  # SQLite answers 0/1
+        fields = item.__dict__
+        fields.update(zip(_ITEM_FIELDS, row))
+        fields["deleted"] = bool(fields["deleted"])  # SQLite answers 0/1
         return item
 
 
