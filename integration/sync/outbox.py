@@ -141,7 +141,7 @@ class OutboxItem:
         (a claim makes one per row, on the thread that paces delivery)."""
         item = object.__new__(cls)
         fields = item.__dict__
-        fields.update(zip(_ITEM_FIELDS, row))
+        fields.update(zip(_ITEM_FIELDS, row, strict=True))
         fields["deleted"] = bool(fields["deleted"])  # SQLite answers 0/1
         return item
 
