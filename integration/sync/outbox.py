@@ -267,7 +267,7 @@ class _ClaimSql:
         if pg:  # one statement: choose (materialized, once), lease, read
             locked = lease.replace("(" + chosen + ")", "(SELECT lane FROM picked)") + " RETURNING lane"  # noqa: S608
             pick = "WITH picked AS MATERIALIZED (" + chosen + "), locked AS (" + locked + ") "
-            return _ClaimSql(None, _for(dialect, pick + rows("o.lane IN (SELECT lane FROM locked)")))
+            return _ClaimSql(None, _for(dialect, pick + rows("o.lane = ANY(ARRAY(SELECT lane FROM locked))")))
         lanes = _in(dialect, "o.lane", "locked")
         return _ClaimSql(_for(dialect, lease + " RETURNING lane"), _for(dialect, rows(lanes)))
 
@@ -472,7 +472,14 @@ class OutboxRepository:
             if not locked:
                 return []
             params["locked"] = _array(self._conn, locked)
-        rows = self._conn.exec_driver_sql(sql.rows, params).fetchall()
+        # Straight on the driver's cursor, in this transaction: a batch's rows with their stored bytes
+        # skip SQLAlchemy's result rows (a tenth of the claim's time).
+        cursor = self._conn.connection.cursor()
+        try:
+            cursor.execute(sql.rows, params)
+            rows = cursor.fetchall()
+        finally:
+            cursor.close()
         return sorted(map(OutboxItem.from_row, rows), key=lambda item: (item.lane, item.pk))
 
     def release(self, destination: str, holder: str, keep: Sequence[str] = ()) -> None:
