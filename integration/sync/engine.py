@@ -103,8 +103,8 @@ class DeliveryEngine:
         One group of batches is in flight on a sender thread while this thread records the group
         before it and claims the next one (one transaction), so the partner's time and ours overlap.
         A group is sent batch after batch (`_send_group`); it starts at one batch and doubles up to
-        GROUP_MAX, so a long backlog pays one commit per GROUP_MAX batches (on a local partner the
-        commits' flushes, not the partner, set the pace) while a short one is recorded batch by batch.
+        GROUP_MAX, so a long backlog pays one commit per GROUP_MAX batches (a commit's flush costs
+        about as much as a local partner's answer) while a short one is recorded batch by batch.
         The next group may hold later rows of an in-flight lane; they go out only after that lane's
         outcome is known and allows it (`_still_clear`), so a lane's writes keep their order and a
         failing exchange sends nothing more before the breaker has judged it. Exchanges never overlap.

@@ -166,8 +166,6 @@ _UNNEST_TYPES = [
     ("signer", "text"),
 ]
 
-_ITEM_COLUMNS = [getattr(sync_outbox.c, f) for f in OutboxItem.__dataclass_fields__ if f != "content"]
-
 
 def _still_open() -> Any:
     """`status = 'pending'` for updates by pk, written so PostgreSQL cannot pick the status index.
@@ -211,7 +209,7 @@ def _in(dialect: str, column: str, name: str) -> str:
     return f"{column} IN (SELECT value FROM json_each(:{name}))"  # noqa: S608
 
 
-_ROW_COLUMNS = ", ".join(f"o.{f}" for f in OutboxItem.__dataclass_fields__ if f != "content")
+_ROW_COLUMNS = ", ".join(f"o.{f}" for f in _ITEM_FIELDS if f != "content")
 
 
 @dataclass(frozen=True)
@@ -500,14 +498,8 @@ class OutboxRepository:
         self._finish([pk], DEAD, now, run_id, last_status=status, last_error=error, response=response)
 
     def _finish(self, pks: list[int], state: str, now: datetime, run_id: str | None, **values: Any) -> None:
-        """One UPDATE of the rows still open (plain driver SQL: it runs once per delivery batch).
-
-        `status NOT IN ('sent', 'dead')` rather than `= 'pending'`, so PostgreSQL cannot pick the
-        status index: trusting statistics taken while nothing was pending (a freshly filled outbox,
-        before autovacuum analyzes it), it walked every pending row of the (destination, status, pk)
-        index for each batch, 10-30 ms a batch; a negated test is not indexable, so the pk index
-        answers. The status constraint allows only the three values.
-        """
+        """One UPDATE of the rows still open (plain driver SQL: it runs once per delivery batch),
+        with the status test of `_still_open`."""
         if not pks:
             return
         dialect = self._conn.dialect.name
