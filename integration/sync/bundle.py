@@ -131,12 +131,11 @@ def entry_outcomes(response: object, count: int) -> list[EntryOutcome]:
             out.append(_UNANSWERED)
             continue
         status, outcome = answer.get("status"), answer.get("outcome")
-        out.append(
-            EntryOutcome(
-                _status(status) if isinstance(status, str) else None,
-                orjson.dumps(outcome).decode() if outcome else None,
-            )
-        )
+        known = _status(status) if isinstance(status, str) else _UNANSWERED
+        if outcome:
+            out.append(EntryOutcome(known.status, orjson.dumps(outcome).decode()))
+        else:  # the usual answer: one shared value per status line, not one object per entry
+            out.append(known)
     return out
 
 
@@ -144,6 +143,7 @@ _UNANSWERED = EntryOutcome(None, None)
 
 
 @lru_cache(maxsize=256)
-def _status(text: str) -> int | None:
+def _status(text: str) -> EntryOutcome:
+    """The outcome of a status line without an OperationOutcome (its code, None if it has none)."""
     head = text.strip().split(" ", 1)[0]
-    return int(head) if head.isdigit() else None
+    return EntryOutcome(int(head) if head.isdigit() else None, None)

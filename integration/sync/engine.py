@@ -34,6 +34,7 @@ from integration.sync.sender import Result, Sender, Signer
 from integration.sync.state import DestinationState, StateRepository
 
 log = logging.getLogger(__name__)
+GROUP_MAX = 4  # batches claimed, sent and recorded together at most (deliver)
 
 
 @dataclass
@@ -99,15 +100,19 @@ class DeliveryEngine:
     ) -> Counts:
         """Deliver due outbox rows until none is due (or due within `linger` seconds).
 
-        One batch is in flight on a sender thread while this thread records the batch before it and
-        claims the next one (one transaction), so the partner's time and ours overlap. The next batch
-        may hold later rows of an in-flight lane; it goes out only after that lane's outcome is known
-        and allows it (`_still_clear`), so a lane's writes keep their order and a failing exchange
-        sends nothing more before the breaker has judged it. Exchanges never overlap each other.
+        One group of batches is in flight on a sender thread while this thread records the group
+        before it and claims the next one (one transaction), so the partner's time and ours overlap.
+        A group is sent batch after batch (`_send_group`); it starts at one batch and doubles up to
+        GROUP_MAX, so a long backlog pays one commit per GROUP_MAX batches (a commit's flush costs
+        about as much as a local partner's answer) while a short one is recorded batch by batch.
+        The next group may hold later rows of an in-flight lane; they go out only after that lane's
+        outcome is known and allows it (`_still_clear`), so a lane's writes keep their order and a
+        failing exchange sends nothing more before the breaker has judged it. Exchanges never overlap.
         """
         counts = counts or Counts()
         mode, conditional = choose(self.destination, self.capabilities())
         batches = 0
+        group = 1  # batches per claim: doubles up to GROUP_MAX while the backlog lasts
         deadline = time.monotonic() + linger
         done: tuple[list[Result], bool] | None = None  # sent, not yet recorded
         flight: _Flight | None = None  # being sent
@@ -125,6 +130,8 @@ class DeliveryEngine:
                     items: list[OutboxItem] = []
                     if may_send and allowed and not state.paused and not (probe and flight is not None):
                         size = 1 if probe else self.destination.batch_size
+                        if not probe:
+                            size *= min(group, max_batches - batches) if max_batches is not None else group
                         items = OutboxRepository(conn).claim(
                             self.destination.name,
                             self.holder,
@@ -141,11 +148,13 @@ class DeliveryEngine:
                     done = flight.future.result()
                     if self.after_send is not None:
                         self.after_send()
-                    items = self._still_clear(items, done, claimed_at)
+                    items = self._still_clear(items, flight.items, done, claimed_at)
                     flight = None
                 if items:
-                    batches += 1
-                    future = pool.submit(self.sender.send, items, mode, conditional)
+                    batches += -(-len(items) // self.destination.batch_size)
+                    group = min(group * 2, GROUP_MAX)
+                    until = claimed_at + self.lease_seconds / 4
+                    future = pool.submit(self._send_group, items, mode, conditional, until)
                     flight = _Flight(items, future)
                     continue
                 if done is not None:
@@ -158,18 +167,50 @@ class DeliveryEngine:
                     break
         return counts
 
+    def _send_group(
+        self, items: list[OutboxItem], mode: str, conditional: bool, until: float
+    ) -> tuple[list[Result], bool]:
+        """Send a claimed group batch after batch (sender thread); stop at the first unhealthy exchange.
+
+        A lane with a write to retry sends nothing more of the group, and no batch starts once the
+        lease is a quarter gone (`until`): what is left unsent stays pending, in order, and holds its
+        lane in `_still_clear` like a write to retry.
+        """
+        size = self.destination.batch_size
+        results: list[Result] = []
+        waiting: set[str] = set()
+        for start in range(0, len(items), size):
+            if start and time.monotonic() > until:
+                break
+            batch = [i for i in items[start : start + size] if i.lane not in waiting]
+            if not batch:
+                continue
+            sent, healthy = self.sender.send(batch, mode, conditional)
+            results.extend(sent)
+            if not healthy:
+                return results, False
+            answered = {r.item.pk for r in sent if r.verdict is not retry.Verdict.RETRY}
+            waiting.update(i.lane for i in batch if i.pk not in answered)
+        return results, True
+
     def _still_clear(
-        self, items: list[OutboxItem], done: tuple[list[Result], bool], claimed_at: float
+        self,
+        items: list[OutboxItem],
+        in_flight: list[OutboxItem],
+        done: tuple[list[Result], bool],
+        claimed_at: float,
     ) -> list[OutboxItem]:
-        """What of a batch claimed while the one before was in flight may go now that its outcome is in.
+        """What of a group claimed while the one before was in flight may go now that its outcome is in.
 
         Nothing after an unhealthy exchange (the breaker judges it first) or when the wait ate into
-        the lease; no row of a lane whose earlier write must be retried (it stays pending, in order).
+        the lease; no row of a lane whose earlier write must be retried or was left unsent (it stays
+        pending, in order).
         """
         results, healthy = done
         if not healthy or time.monotonic() - claimed_at > self.lease_seconds / 4:
             return []
-        waiting = {r.item.lane for r in results if r.verdict is retry.Verdict.RETRY}
+        answered = {r.item.pk for r in results if r.verdict is not retry.Verdict.RETRY}
+        waiting = {i.lane for i in in_flight if i.pk not in answered}
         return [i for i in items if i.lane not in waiting] if waiting else items
 
     def _wait_for_due(self, deadline: float, lane: str | None) -> bool:
