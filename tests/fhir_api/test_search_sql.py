@@ -12,8 +12,8 @@ def test_sqlite_checks_other_criteria_through_the_candidates_own_index_rows(db):
         pytest.skip("PostgreSQL plans from statistics; the hint is SQLite's alone")
     pairs = [("patient", "p1"), ("category", "vital-signs"), ("code", "8867-4")]
     query = parse("Observation", pairs, strict=True)
-    stmt, _ = page_query(query, UNRESTRICTED)
-    compiled = stmt.compile(db.engine, compile_kwargs={"literal_binds": True})
+    stmt, params, _ = page_query(query, UNRESTRICTED)
+    compiled = stmt.params(params).compile(db.engine, compile_kwargs={"literal_binds": True})
     with db.reader() as conn:
         plan = [row[3] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}")]
     token_steps = [step for step in plan if "fhir_search_token" in step]
