@@ -200,7 +200,7 @@ def _granted(resource_type: str, interaction: str, conn: Connection | None = Non
 
 
 def _one(resource_type: str, resource_id: str, version_id: int | None) -> Response:
-    with current_app.extensions["horizon.db"].reader() as conn:  # one transaction: token, then read
+    with current_app.extensions["horizon.db"].autocommit() as conn:  # one connection: token, then read
         grant = _granted(resource_type, "read" if version_id is None else "vread", conn)
         entry = audit(
             "fhir.read" if version_id is None else "fhir.vread", entity=f"{resource_type}/{resource_id[:64]}"

@@ -119,12 +119,18 @@ def _answer(conn: Connection, query: SearchQuery, grant: Grant, snapshotted: boo
 @contextmanager
 def _reader(consistent: bool) -> Iterator[Connection]:
     """A read transaction; `consistent`: all its statements see one snapshot (PostgreSQL REPEATABLE
-    READ; a SQLite read transaction in WAL mode always does), as `_sort` paging needs."""
-    engine = current_app.extensions["horizon.db"].engine
-    if not consistent or engine.dialect.name != "postgresql":
-        with current_app.extensions["horizon.db"].reader() as conn:
+    READ; a SQLite read transaction in WAL mode always does), as `_sort` paging needs. Otherwise, on
+    PostgreSQL, statements in autocommit: READ COMMITTED gives each its own snapshot anyway."""
+    db = current_app.extensions["horizon.db"]
+    if db.engine.dialect.name != "postgresql":
+        with db.reader() as conn:
             yield conn
         return
+    if not consistent:
+        with db.autocommit() as conn:
+            yield conn
+        return
+    engine = db.engine
     with engine.connect().execution_options(isolation_level="REPEATABLE READ") as conn, conn.begin():
         yield conn
 
