@@ -10,6 +10,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import NoReturn
 
@@ -212,6 +214,18 @@ def _no_store(response: Response, status: int) -> Response:
 
 def _settings() -> Settings:
     return current_app.config["HORIZON_SETTINGS"]
+
+
+@contextmanager
+def checking_connection(opening: AbstractContextManager[Connection]) -> Iterator[Connection]:
+    """The connection a handler opens to check the token on and then read: a database that cannot
+    be reached is refused as the token check itself would be (503, Retry-After), never a 500."""
+    with ExitStack() as stack:
+        try:
+            conn = stack.enter_context(opening)
+        except DATABASE_UNAVAILABLE as exc:
+            refuse_unavailable("smart.refused", exc, SmartAuthError)
+        yield conn
 
 
 def require_scope(resource_type: str, interaction: str, conn: Connection | None = None) -> Grant:

@@ -19,7 +19,7 @@ from flask import Blueprint, Response, current_app, g, request
 from sqlalchemy import Connection
 
 from integration.audit import audit
-from integration.auth.smart import SmartAuthError, require_scope, token_url
+from integration.auth.smart import SmartAuthError, checking_connection, require_scope, token_url
 from integration.auth.smart_clients import Grant
 from integration.fhir_api.capability import SERVED_TYPES, capability_statement
 from integration.fhir_api.compartment import patient_scope
@@ -200,7 +200,7 @@ def _granted(resource_type: str, interaction: str, conn: Connection | None = Non
 
 
 def _one(resource_type: str, resource_id: str, version_id: int | None) -> Response:
-    with current_app.extensions["horizon.db"].autocommit() as conn:  # one connection: token, then read
+    with checking_connection(current_app.extensions["horizon.db"].autocommit()) as conn:  # token, then read
         grant = _granted(resource_type, "read" if version_id is None else "vread", conn)
         entry = audit(
             "fhir.read" if version_id is None else "fhir.vread", entity=f"{resource_type}/{resource_id[:64]}"

@@ -18,6 +18,7 @@ from flask import Response, current_app
 from sqlalchemy import Connection, select
 
 from integration.audit import audit
+from integration.auth.smart import checking_connection
 from integration.auth.smart_clients import Grant
 from integration.fhir_api.compartment import PatientScope, patient_scope
 from integration.fhir_api.outcomes import render
@@ -67,7 +68,7 @@ def search(
         authorize(None)
         raise
     snapshotted = moves_on_update(query)
-    with _reader(snapshotted) as conn:
+    with checking_connection(_reader(snapshotted)) as conn:
         grant = authorize(conn)
         return _answer(conn, query, grant, snapshotted, fmt)
 

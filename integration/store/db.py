@@ -88,7 +88,8 @@ class Database:
         """A connection in a (deferred) transaction, for reads."""
         return self.engine.begin()
 
-    def autocommit(self) -> AbstractContextManager[Connection]:
+    @contextmanager
+    def autocommit(self) -> Iterator[Connection]:
         """A connection on which every statement is its own transaction, committed as it ends.
 
         For the hot paths of one request: reads whose statements need not share a snapshot (on
@@ -97,7 +98,8 @@ class Database:
         PostgreSQL's normal commit). It saves BEGIN and COMMIT: two round trips on PostgreSQL.
         Never use it for several writes that must succeed or fail together.
         """
-        return self._autocommit.connect()
+        with self._autocommit.connect() as conn:  # opened on entry, as reader() and writer() are
+            yield conn
 
     def writer(self) -> AbstractContextManager[Connection]:
         """A write transaction: committed on success, rolled back on any error."""
