@@ -42,6 +42,9 @@ _FORMATS = {
     "application/xml": "xml",
     "application/fhir+xml": "xml",
 }
+# Accept headers naming one type, as FHIR clients send them: answered without parsing (the same
+# choice `best_match` makes for them; anything else is parsed).
+_PLAIN_ACCEPT = {name: fmt for name, fmt in _FORMATS.items() if "/" in name} | {"*/*": "json"}
 _PUBLISHED = datetime.now(UTC).isoformat(timespec="seconds")
 
 
@@ -66,6 +69,10 @@ def _negotiate() -> None:
         if fmt is None:
             raise FhirError(406, "not-acceptable", f"_format {wanted[:40]!r} is not served; use json or xml")
         g.fhir_format = fmt
+        return
+    plain = _PLAIN_ACCEPT.get(request.headers.get("Accept", "").strip())
+    if plain is not None:
+        g.fhir_format = plain
         return
     accept = request.accept_mimetypes
     if not accept:
