@@ -265,6 +265,9 @@ def _authenticate(conn: Connection | None) -> Grant:
     if scheme.lower() != "bearer" or not presented:
         # RFC 6750 section 3.1: no error code when the request carried no credentials at all.
         _refuse(401, "missing-token", "an Authorization: Bearer token is required", _REALM)
+    # Looked up on every request, never cached in the process: a client revoked by `smart_cli`
+    # (another process, no signal reaches the workers) must be refused on its very next request.
+    # The lookup is one indexed statement on the connection the handler reads with.
     try:
         if conn is not None:
             grant = SmartClientRepository(conn).grant_for(presented, datetime.now(UTC))
