@@ -17,9 +17,7 @@ from sqlalchemy import Connection, Engine, select
 from integration.store.keys import CHUNK
 from integration.store.schema import fhir_resource, fhir_resource_version
 
-# Rows fetched at a time: the worker's memory is bounded by this many resources (a few MB), and
-# on PostgreSQL each batch is a FETCH round trip, so fewer, larger ones keep $export near the floor.
-_BATCH = 2000
+_BATCH = 500  # rows fetched at a time: the worker's memory is bounded by this many resources
 
 
 @dataclass(frozen=True, slots=True)
