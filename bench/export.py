@@ -86,7 +86,8 @@ def _token(app: object, base: str) -> str:
     claims = {
         "iss": client_id,
         "sub": client_id,
-        "aud": f"{DEFAULT_BASE}/auth/token",
+        # What the service names as its token endpoint (its configured public URL), as clients discover it.
+        "aud": requests.get(f"{base}/.well-known/smart-configuration", timeout=30).json()["token_endpoint"],
         "exp": int(time.time()) + 240,
         "jti": secrets.token_hex(16),
     }

@@ -92,6 +92,8 @@ def _register_request_context(app: Flask) -> None:
         response.headers["X-Request-ID"] = g.get("request_id", "")
         response.headers.setdefault("Cache-Control", "no-store")
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        if not log.isEnabledFor(logging.INFO):
+            return response  # the access line is not wanted: do not build it
         rule = request.url_rule.rule if request.url_rule else "(unmatched)"
         log.info(
             "request",

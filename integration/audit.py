@@ -50,7 +50,7 @@ def register(app: Flask) -> None:
         if g.get("admin_session") is not None and "auth" not in entry.detail:
             entry.detail = {**entry.detail, "auth": "session"}  # a browser session, not a bearer token
         try:
-            with current_app.extensions["horizon.db"].writer() as conn:
+            with current_app.extensions["horizon.db"].autocommit() as conn:  # one INSERT, committed
                 AuditRepository(conn).record(entry)
         except Exception:
             # An access that cannot be audited must not be served.

@@ -10,6 +10,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import NoReturn
 
@@ -214,6 +216,18 @@ def _settings() -> Settings:
     return current_app.config["HORIZON_SETTINGS"]
 
 
+@contextmanager
+def checking_connection(opening: AbstractContextManager[Connection]) -> Iterator[Connection]:
+    """The connection a handler opens to check the token on and then read: a database that cannot
+    be reached is refused as the token check itself would be (503, Retry-After), never a 500."""
+    with ExitStack() as stack:
+        try:
+            conn = stack.enter_context(opening)
+        except DATABASE_UNAVAILABLE as exc:
+            refuse_unavailable("smart.refused", exc, SmartAuthError)
+        yield conn
+
+
 def require_scope(resource_type: str, interaction: str, conn: Connection | None = None) -> Grant:
     """The grant of this request's bearer token if it allows `interaction` on `resource_type`.
 
@@ -251,6 +265,9 @@ def _authenticate(conn: Connection | None) -> Grant:
     if scheme.lower() != "bearer" or not presented:
         # RFC 6750 section 3.1: no error code when the request carried no credentials at all.
         _refuse(401, "missing-token", "an Authorization: Bearer token is required", _REALM)
+    # Looked up on every request, never cached in the process: a client revoked by `smart_cli`
+    # (another process, no signal reaches the workers) must be refused on its very next request.
+    # The lookup is one indexed statement on the connection the handler reads with.
     try:
         if conn is not None:
             grant = SmartClientRepository(conn).grant_for(presented, datetime.now(UTC))

@@ -20,6 +20,18 @@ FILE_MODE = 0o600
 DIRECTORY_MODE = 0o700
 
 
+class _OpenFile:
+    """One file being written: its handle, name, lines and bytes so far (mutated per line, not rebuilt)."""
+
+    __slots__ = ("count", "handle", "name", "size")
+
+    def __init__(self, handle: BinaryIO, name: str) -> None:
+        self.handle = handle
+        self.name = name
+        self.count = 0
+        self.size = 0
+
+
 class NdjsonSink:
     """Writes the lines of every (kind, type) of one job under `directory`, splitting at `max_lines`."""
 
@@ -27,7 +39,7 @@ class NdjsonSink:
         self.directory = directory
         self.max_lines = max(1, max_lines)
         self.files: list[ExportFile] = []
-        self._open: dict[tuple[str, str], tuple[BinaryIO, str, int, int]] = {}
+        self._open: dict[tuple[str, str], _OpenFile] = {}
         self._parts: dict[tuple[str, str], int] = {}
         self._created: list[str] = []
         self.lines = 0
@@ -36,23 +48,25 @@ class NdjsonSink:
         """Append one line (a resource, a deletion Bundle, or an OperationOutcome)."""
         key = (kind, resource_type)
         current = self._open.get(key)
-        if current is not None and current[2] >= self.max_lines:
-            self._close(key)
-            current = None
-        if current is None:
-            part = self._parts.get(key, 0) + 1
-            self._parts[key] = part
-            name = _name(kind, resource_type, part)
-            handle = os.fdopen(
-                os.open(self.directory / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE), "wb", _BUFFER
-            )
-            self._created.append(name)
-            current = (handle, name, 0, 0)
-        handle, name, count, size = current
-        handle.write(line)
-        handle.write(b"\n")
-        self._open[key] = (handle, name, count + 1, size + len(line) + 1)
+        if current is None or current.count >= self.max_lines:
+            current = self._next_file(key)
+        current.handle.write(line + b"\n")  # one buffered write a line: this runs for every resource
+        current.count += 1
+        current.size += len(line) + 1
         self.lines += 1
+
+    def _next_file(self, key: tuple[str, str]) -> _OpenFile:
+        if key in self._open:
+            self._close(key)
+        part = self._parts.get(key, 0) + 1
+        self._parts[key] = part
+        name = _name(key[0], key[1], part)
+        handle = os.fdopen(
+            os.open(self.directory / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE), "wb", _BUFFER
+        )
+        self._created.append(name)
+        opened = self._open[key] = _OpenFile(handle, name)
+        return opened
 
     def write_resource(self, resource_type: str, content: str) -> None:
         self.write("output", resource_type, content.encode())
@@ -87,9 +101,9 @@ class NdjsonSink:
         return sorted(self.files, key=lambda f: (order[f.kind], created[f.name]))
 
     def _close(self, key: tuple[str, str]) -> None:
-        handle, name, count, size = self._open.pop(key)
-        handle.close()
-        self.files.append(ExportFile(name, key[0], key[1], count, size))
+        done = self._open.pop(key)
+        done.handle.close()
+        self.files.append(ExportFile(done.name, key[0], key[1], done.count, done.size))
 
 
 def _name(kind: str, resource_type: str, part: int) -> str:

@@ -9,6 +9,7 @@ restricted client sees only the current version of its own Group (older ones nam
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
 from functools import cache
@@ -18,7 +19,7 @@ from flask import Blueprint, Response, current_app, g, request
 from sqlalchemy import Connection
 
 from integration.audit import audit
-from integration.auth.smart import SmartAuthError, require_scope, token_url
+from integration.auth.smart import SmartAuthError, checking_connection, require_scope, token_url
 from integration.auth.smart_clients import Grant
 from integration.fhir_api.capability import SERVED_TYPES, capability_statement
 from integration.fhir_api.compartment import patient_scope
@@ -41,6 +42,9 @@ _FORMATS = {
     "application/xml": "xml",
     "application/fhir+xml": "xml",
 }
+# Accept headers naming one type, as FHIR clients send them: answered without parsing (the same
+# choice `best_match` makes for them; anything else is parsed).
+_PLAIN_ACCEPT = {name: fmt for name, fmt in _FORMATS.items() if "/" in name} | {"*/*": "json"}
 _PUBLISHED = datetime.now(UTC).isoformat(timespec="seconds")
 
 
@@ -66,6 +70,10 @@ def _negotiate() -> None:
             raise FhirError(406, "not-acceptable", f"_format {wanted[:40]!r} is not served; use json or xml")
         g.fhir_format = fmt
         return
+    plain = _PLAIN_ACCEPT.get(request.headers.get("Accept", "").strip())
+    if plain is not None:
+        g.fhir_format = plain
+        return
     accept = request.accept_mimetypes
     if not accept:
         g.fhir_format = "json"
@@ -89,9 +97,9 @@ def metadata() -> Response:
 
 @bp.get("/<resource_type>")
 def search_type(resource_type: str) -> Response:
-    grant = _granted(resource_type, "search-type")
     pairs = list(request.args.items(multi=True))
-    return search(resource_type, grant, pairs, prefers_strict(request.headers.get("Prefer")), g.fhir_format)
+    strict = prefers_strict(request.headers.get("Prefer"))
+    return search(resource_type, _authorizer(resource_type), pairs, strict, g.fhir_format)
 
 
 @bp.post("/<resource_type>/_search")
@@ -99,9 +107,10 @@ def search_type_post(resource_type: str) -> Response:
     """The same search with parameters in a form body (R4 3.1.1.0.1), answered like the GET."""
     if request.mimetype != "application/x-www-form-urlencoded":
         raise FhirError(415, "unsupported-media-type", "POST _search takes application/x-www-form-urlencoded")
-    grant = _granted(resource_type, "search-type")
+    _granted(resource_type, "search-type")  # refused before the form body is read
     pairs = [*request.args.items(multi=True), *request.form.items(multi=True)]
-    return search(resource_type, grant, pairs, prefers_strict(request.headers.get("Prefer")), g.fhir_format)
+    strict = prefers_strict(request.headers.get("Prefer"))
+    return search(resource_type, _authorizer(resource_type), pairs, strict, g.fhir_format)
 
 
 @bp.get("/<resource_type>/_history")
@@ -184,6 +193,13 @@ def _software_version() -> str:
     return version("horizon-integration")
 
 
+def _authorizer(resource_type: str) -> Callable[[Connection | None], Grant]:
+    """The search-type check for `search`, run in its read transaction (the type is checked now)."""
+    if resource_type not in SERVED_TYPES:
+        raise FhirError(404, "not-supported", f"resource type {resource_type[:40]!r} is not served here")
+    return lambda conn: require_scope(resource_type, "search-type", conn)
+
+
 def _granted(resource_type: str, interaction: str, conn: Connection | None = None) -> Grant:
     if resource_type not in SERVED_TYPES:
         raise FhirError(404, "not-supported", f"resource type {resource_type[:40]!r} is not served here")
@@ -191,7 +207,7 @@ def _granted(resource_type: str, interaction: str, conn: Connection | None = Non
 
 
 def _one(resource_type: str, resource_id: str, version_id: int | None) -> Response:
-    with current_app.extensions["horizon.db"].reader() as conn:  # one transaction: token, then read
+    with checking_connection(current_app.extensions["horizon.db"].autocommit()) as conn:  # token, then read
         grant = _granted(resource_type, "read" if version_id is None else "vread", conn)
         entry = audit(
             "fhir.read" if version_id is None else "fhir.vread", entity=f"{resource_type}/{resource_id[:64]}"

@@ -8,7 +8,7 @@ an include either. Audited as `fhir.search` with the patients whose data left.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlencode
@@ -18,10 +18,18 @@ from flask import Response, current_app
 from sqlalchemy import Connection, select
 
 from integration.audit import audit
+from integration.auth.smart import checking_connection
 from integration.auth.smart_clients import Grant
 from integration.fhir_api.compartment import PatientScope, patient_scope
 from integration.fhir_api.outcomes import render
-from integration.fhir_api.search_query import Link, SearchQuery, encode_cursor, moves_on_update, parse
+from integration.fhir_api.search_query import (
+    Link,
+    SearchError,
+    SearchQuery,
+    encode_cursor,
+    moves_on_update,
+    parse,
+)
 from integration.fhir_api.search_snapshot import moved_since, snapshot_instant
 from integration.fhir_api.search_sql import count_query, page_query, visible
 from integration.store.keys import grouped_chunks
@@ -43,42 +51,60 @@ def prefers_strict(prefer: str | None) -> bool:
 
 
 def search(
-    resource_type: str, grant: Grant, pairs: list[tuple[str, str]], strict: bool, fmt: str
+    resource_type: str,
+    authorize: Callable[[Connection | None], Grant],
+    pairs: list[tuple[str, str]],
+    strict: bool,
+    fmt: str,
 ) -> Response:
-    """Answer one search; raises SearchError (400) for parameters that cannot be searched."""
-    query = parse(resource_type, pairs, strict=strict)
+    """Answer one search; raises SearchError (400) for parameters that cannot be searched.
+
+    `authorize` checks the token (401/403) in the search's own read transaction, saving one per
+    request; a search that cannot be parsed is still refused for its token first.
+    """
+    try:
+        query = parse(resource_type, pairs, strict=strict)
+    except SearchError:
+        authorize(None)
+        raise
+    snapshotted = moves_on_update(query)
+    with checking_connection(_reader(snapshotted)) as conn:
+        grant = authorize(conn)
+        return _answer(conn, query, grant, snapshotted, fmt)
+
+
+def _answer(conn: Connection, query: SearchQuery, grant: Grant, snapshotted: bool, fmt: str) -> Response:
+    resource_type = query.resource_type
     entry = audit(
         "fhir.search",
         entity=resource_type,
         detail={"parameters": sorted({name for name, _ in query.canonical})},
     )
     base = fhir_base()
-    snapshotted = moves_on_update(query)
-    with _reader(snapshotted) as conn:
-        scope = patient_scope(conn, grant)
-        if query.summary_count:
-            total = conn.execute(count_query(query, scope)).scalar_one()
-            bundle = _bundle(query, base, total, [], None)
-            entry.detail["total"] = total
-            return render(bundle, fmt)
-        moved = moved_since(conn, query, scope)
-        stmt, date_keys = page_query(query, scope, moved)
-        rows = conn.execute(stmt).all()
-        more = len(rows) > query.count
-        rows = rows[: query.count]
-        total: int | None = None
-        if query.total == "accurate":
-            total = conn.execute(count_query(query, scope)).scalar_one()
-        elif query.total == "auto" and query.cursor is None and not more:
-            total = len(rows)
-        cursor = None
-        if more:
-            snapshot = query.snapshot
-            if snapshotted and snapshot is None:
-                snapshot = snapshot_instant(conn, resource_type)
-            cursor = encode_cursor(tuple(getattr(rows[-1], f"k{i}") for i in range(len(date_keys))), snapshot)
-        ids = [row.id for row in rows]
-        included, truncated = _included(conn, query, scope, grant, ids)
+    scope = patient_scope(conn, grant)
+    if query.summary_count:
+        total = conn.execute(count_query(query, scope)).scalar_one()
+        bundle = _bundle(query, base, total, [], None)
+        entry.detail["total"] = total
+        return render(bundle, fmt)
+    moved = moved_since(conn, query, scope)
+    stmt, params, date_keys = page_query(query, scope, moved)
+    rows = conn.execute(stmt, params).all()
+    more = len(rows) > query.count
+    rows = rows[: query.count]
+    total: int | None = None
+    if query.total == "accurate":
+        total = conn.execute(count_query(query, scope)).scalar_one()
+    elif query.total == "auto" and query.cursor is None and not more:
+        total = len(rows)
+    cursor = None
+    if more:
+        snapshot = query.snapshot
+        if snapshotted and snapshot is None:
+            snapshot = snapshot_instant(conn, resource_type)
+        cursor = encode_cursor(tuple(getattr(rows[-1], f"k{i}") for i in range(len(date_keys))), snapshot)
+    ids = [row.id for row in rows]
+    included, truncated = _included(conn, query, scope, grant, ids)
     entries = [_entry(base, resource_type, r.id, r.content, "match") for r in rows]
     entries += [_entry(base, t, r.id, r.content, "include") for t, r in included]
     if truncated:
@@ -94,12 +120,18 @@ def search(
 @contextmanager
 def _reader(consistent: bool) -> Iterator[Connection]:
     """A read transaction; `consistent`: all its statements see one snapshot (PostgreSQL REPEATABLE
-    READ; a SQLite read transaction in WAL mode always does), as `_sort` paging needs."""
-    engine = current_app.extensions["horizon.db"].engine
-    if not consistent or engine.dialect.name != "postgresql":
-        with current_app.extensions["horizon.db"].reader() as conn:
+    READ; a SQLite read transaction in WAL mode always does), as `_sort` paging needs. Otherwise, on
+    PostgreSQL, statements in autocommit: READ COMMITTED gives each its own snapshot anyway."""
+    db = current_app.extensions["horizon.db"]
+    if db.engine.dialect.name != "postgresql":
+        with db.reader() as conn:
             yield conn
         return
+    if not consistent:
+        with db.autocommit() as conn:
+            yield conn
+        return
+    engine = db.engine
     with engine.connect().execution_options(isolation_level="REPEATABLE READ") as conn, conn.begin():
         yield conn
 

@@ -12,6 +12,8 @@ The compartment rule (`compartment.py`) is part of the WHERE clause of every que
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -19,6 +21,7 @@ from sqlalchemy import (
     ColumnElement,
     Select,
     and_,
+    bindparam,
     case,
     exists,
     false,
@@ -47,15 +50,37 @@ _DRIVE_ORDER = {"_id": 0, "reference": 1, "token": 2, "uri": 2, "string": 3, "da
 
 def page_query(
     query: SearchQuery, scope: PatientScope, moved: dict[str, tuple[object, ...]] | None = None
-) -> tuple[Select[Any], list[bool]]:
-    """The page's rows (id, content, patient_id, last_updated, k0..kn) and which keys are datetimes.
+) -> tuple[Select[Any], dict[str, Any], list[bool]]:
+    """The page's rows (id, content, patient_id, k0..kn), the values to run it with, and which keys
+    are datetimes.
 
     With a snapshot (`query.snapshot`), only rows unchanged since then and the `moved` ones (id ->
     their sort keys as of the snapshot, which replace their current ones) are paged.
     """
-    keys = _sort_keys(query, moved or {})
+    shape = _shape(query, scope) if query.snapshot is None and not moved else None
+    if shape is None:
+        stmt, date_keys = _build_page(query, scope, moved or {})
+        return stmt, {}, date_keys
+    key, values = shape
+    cached = _PAGE_STATEMENTS.get(key)
+    if cached is None:
+        template, visibility = _template(query, scope)
+        cached = _build_page(template, scope, {}, visibility)
+        if len(_PAGE_STATEMENTS) >= MAX_CACHED_SHAPES:
+            _PAGE_STATEMENTS.clear()  # a bound on memory; rebuilt on the next use of each shape
+        _PAGE_STATEMENTS[key] = cached
+    return cached[0], values, cached[1]
+
+
+def _build_page(
+    query: SearchQuery,
+    scope: PatientScope,
+    moved: dict[str, tuple[object, ...]],
+    visibility: ColumnElement[bool] | None = None,
+) -> tuple[Select[Any], list[bool]]:
+    keys = _sort_keys(query, moved)
     columns = [expr.label(f"k{i}") for i, (expr, _, _) in enumerate(keys)]
-    stmt = select(R.id, R.content, R.patient_id, R.last_updated, *columns).where(*matches(query, scope))
+    stmt = select(R.id, R.content, R.patient_id, *columns).where(*matches(query, scope, visibility))
     if query.snapshot is not None:
         unchanged = R.last_updated <= literal(query.snapshot, UtcDateTime())
         stmt = stmt.where(or_(unchanged, R.id.in_(sorted(moved))) if moved else unchanged)
@@ -63,6 +88,98 @@ def page_query(
         stmt = stmt.where(_after(keys, _cursor_values(query.cursor, keys)))
     order = [expr.desc() if desc else expr.asc() for expr, desc, _ in keys]
     return stmt.order_by(*order).limit(query.count + 1), [is_date for _, _, is_date in keys]
+
+
+# Building a search statement and its cache key costs several times what SQLite takes to run it.
+# Searches of one shape (type, parameters, modifiers, value structure, count, paging, scope kind)
+# share one statement built with named parameters; each search binds its own values.
+_PAGE_STATEMENTS: dict[tuple[object, ...], tuple[Select[Any], list[bool]]] = {}
+MAX_CACHED_SHAPES = 512
+_CACHED_TYPES = frozenset({"_id", "token", "uri", "reference"})
+
+
+def _shape(query: SearchQuery, scope: PatientScope) -> tuple[tuple[object, ...], dict[str, Any]] | None:
+    """(cache key, values by parameter name) of a search that can share a statement, else None.
+
+    Only criteria whose SQL structure depends on the presence of values, never on the values
+    themselves, are cached; sorting by anything but `_id` (dates, snapshots) is built every time.
+    """
+    if any(name != "_id" for name, _ in query.sort):
+        return None
+    values: dict[str, Any] = {}
+    key: list[object] = [query.resource_type, query.count, tuple(query.sort)]
+    for c in query.criteria:
+        if c.type not in _CACHED_TYPES or c.modifier in NEGATED:
+            return None
+        key.append((c.name, c.type, c.modifier))
+        for value in c.values:
+            key.append(_slot_shape(c.type, value, values))
+    if query.cursor is not None:
+        if len(query.cursor) != len(sort_names(query)):
+            return None  # answered by the uncached path, which names the error
+        key.append(("cursor", len(query.cursor)))
+        for raw in query.cursor:
+            _bind(values, raw)
+    if scope.unrestricted:
+        key.append("unrestricted")
+    else:
+        key.append(("restricted", bool(scope.patients)))
+        if scope.patients:
+            _bind(values, sorted(scope.patients))
+        _bind(values, scope.group_id or "")
+    return tuple(key), values
+
+
+def _bind(values: dict[str, Any], value: Any) -> str:
+    name = f"v{len(values)}"
+    values[name] = value
+    return name
+
+
+def _slot_shape(kind: str, value: Any, values: dict[str, Any]) -> object:
+    """Bind a criterion value's parts; returns which parts were present (the structure they give)."""
+    if kind in ("token", "uri"):
+        system, code, system_given = value
+        if code is not None:
+            _bind(values, code)
+        if system_given and system is not None:
+            _bind(values, system)
+        return (code is not None, system_given, system is not None)
+    if kind == "reference":
+        target_type, target_id = value
+        _bind(values, target_id)
+        if target_type is not None:
+            _bind(values, target_type)
+        return target_type is not None
+    _bind(values, str(value))  # _id
+    return None
+
+
+def _template(query: SearchQuery, scope: PatientScope) -> tuple[SearchQuery, ColumnElement[bool]]:
+    """The query with every value replaced by its named parameter, in `_shape`'s order, and the
+    compartment rule over parameters."""
+    names = (f"v{i}" for i in itertools.count())
+    criteria = []
+    for c in query.criteria:
+        slotted = []
+        for value in c.values:
+            if c.type in ("token", "uri"):
+                system, code, system_given = value
+                code_slot = bindparam(next(names)) if code is not None else None
+                system_slot = bindparam(next(names)) if system_given and system is not None else None
+                slotted.append((system_slot, code_slot, system_given))
+            elif c.type == "reference":
+                target_id_slot = bindparam(next(names))
+                slotted.append((bindparam(next(names)) if value[0] is not None else None, target_id_slot))
+            else:
+                slotted.append(bindparam(next(names)))
+        criteria.append(dataclasses.replace(c, values=tuple(slotted)))
+    cursor = tuple(bindparam(next(names)) for _ in query.cursor) if query.cursor is not None else None
+    template = dataclasses.replace(query, criteria=criteria, cursor=cursor)
+    if scope.unrestricted:
+        return template, true()
+    patients = bindparam(next(names), expanding=True) if scope.patients else None
+    return template, _visible(R, patients, bindparam(next(names)))
 
 
 def count_query(query: SearchQuery, scope: PatientScope) -> Select[Any]:
@@ -74,19 +191,27 @@ def visible(scope: PatientScope, columns: Any = R) -> ColumnElement[bool]:
     column (`id` or `resource_id`) and patient_id."""
     if scope.unrestricted:
         return true()
+    return _visible(columns, sorted(scope.patients) if scope.patients else None, scope.group_id or "")
+
+
+def _visible(columns: Any, patients: Any, group_id: Any) -> ColumnElement[bool]:
+    """`visible` over given member ids (None: no member) and Group id: values or bound parameters."""
     patient_id = columns.patient_id
-    members = patient_id.in_(sorted(scope.patients or ())) if scope.patients else false()
+    members = patient_id.in_(patients) if patients is not None else false()
     resource_id = columns.id if "id" in columns else columns.resource_id
-    group_ok = or_(columns.resource_type != "Group", resource_id == (scope.group_id or ""))
+    group_ok = or_(columns.resource_type != "Group", resource_id == group_id)
     return and_(or_(patient_id.is_(None), members), group_ok)
 
 
-def matches(query: SearchQuery, scope: PatientScope) -> list[ColumnElement[bool]]:
-    """The WHERE clauses of the search's matches (type, not deleted, visible, every criterion)."""
+def matches(
+    query: SearchQuery, scope: PatientScope, visibility: ColumnElement[bool] | None = None
+) -> list[ColumnElement[bool]]:
+    """The WHERE clauses of the search's matches (type, not deleted, visible, every criterion);
+    `visibility` replaces the compartment rule of `scope` (a cached statement's parameters)."""
     clauses: list[ColumnElement[bool]] = [
         R.resource_type == query.resource_type,
         R.deleted.is_(False),
-        visible(scope),
+        visible(scope) if visibility is None else visibility,
     ]
     ordered = sorted(query.criteria, key=lambda c: _DRIVE_ORDER[c.type if c.param else c.name])
     # A negated criterion (`:missing=true`, `:not`) matches by the absence of rows: never the driver.
@@ -99,7 +224,7 @@ def matches(query: SearchQuery, scope: PatientScope) -> list[ColumnElement[bool]
 def _criterion(resource_type: str, c: Criterion, *, drive: bool) -> ColumnElement[bool]:
     if c.param is None:
         if c.name == "_id":
-            return R.id.in_([str(v) for v in c.values])
+            return R.id.in_(list(c.values))
         return or_(*(_date_match(v, R.last_updated, R.last_updated) for v in c.values))  # type: ignore[arg-type]
     table = TABLES[c.param.index_type]
     t = table.c

@@ -16,6 +16,8 @@ from sqlalchemy.engine import make_url
 # Connections opened with this execution option start their transaction with BEGIN IMMEDIATE on
 # SQLite, so a writer takes the write lock up front instead of failing to upgrade a read lock later.
 WRITE = {"sqlite_write": True}
+# Connections opened with this option run each statement as its own transaction (see Database.autocommit).
+_SQLITE_AUTOCOMMIT = {"sqlite_autocommit": True}
 # PostgreSQL advisory lock key of serialized writers ("Horizon" in ASCII).
 SERIALIZED_WRITES_LOCK = 0x486F72697A6F6E
 
@@ -66,8 +68,10 @@ def _sqlite_engine(url: str, database: str | None) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        immediate = conn.get_execution_options().get("sqlite_write", False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        options = conn.get_execution_options()
+        if options.get("sqlite_autocommit", False):
+            return  # no BEGIN: pysqlite (isolation_level None) then commits each statement itself
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get("sqlite_write", False) else "BEGIN")
 
     return engine
 
@@ -77,10 +81,25 @@ class Database:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        options = _SQLITE_AUTOCOMMIT if is_sqlite(engine) else {"isolation_level": "AUTOCOMMIT"}
+        self._autocommit = engine.execution_options(**options)
 
     def reader(self) -> AbstractContextManager[Connection]:
         """A connection in a (deferred) transaction, for reads."""
         return self.engine.begin()
+
+    @contextmanager
+    def autocommit(self) -> Iterator[Connection]:
+        """A connection on which every statement is its own transaction, committed as it ends.
+
+        For the hot paths of one request: reads whose statements need not share a snapshot (on
+        PostgreSQL READ COMMITTED gives each statement its own anyway) and single-statement writes,
+        e.g. an audit row, which commit as durably as any transaction (SQLite synchronous=FULL,
+        PostgreSQL's normal commit). It saves BEGIN and COMMIT: two round trips on PostgreSQL.
+        Never use it for several writes that must succeed or fail together.
+        """
+        with self._autocommit.connect() as conn:  # opened on entry, as reader() and writer() are
+            yield conn
 
     def writer(self) -> AbstractContextManager[Connection]:
         """A write transaction: committed on success, rolled back on any error."""

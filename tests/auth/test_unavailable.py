@@ -46,6 +46,15 @@ def test_fhir_answers_503_operation_outcome_when_the_database_is_down(down_app, 
     assert unaudited.json["resourceType"] == "OperationOutcome"
 
 
+def test_fhir_read_answers_503_when_the_database_is_down(down_app):
+    # A read opens its connection before the token check runs on it: that failure is a 503 too.
+    response = down_app.test_client().get(
+        "/fhir/Patient/p1", headers={"Authorization": f"Bearer {PRESENTED}"}
+    )
+    assert response.status_code == 503 and response.headers["Retry-After"] == "5"
+    assert response.json["issue"][0]["code"] == "transient"
+
+
 def test_intake_and_admin_answer_503_json_when_the_database_is_down(down_app, caplog):
     client = down_app.test_client()
     with caplog.at_level(logging.INFO):
