@@ -132,16 +132,12 @@ def main() -> None:
             row(
                 f"{name}: intake over HTTP", n / intake_s, "sessions/s", f"({size / intake_s / 1e6:.1f} MB/s)"
             )
-            row(
-                f"{name}: FHIR resources stored by intake",
-                resources / intake_s,
-                "resources/s",
-                "(target >= 2,000)",
-            )
+            row(f"{name}: FHIR resources stored by intake", resources / intake_s, "resources/s")
             row(f"{name}: floor, same payloads inserted directly", n / floor_s, "sessions/s")
             ratio = intake_s / floor_s
             print(
                 f"  {name}: intake (validate + map + store FHIR) takes {ratio:.1f}x the record-insert floor"
+                f" (issue 2 target: within 3x: {'met' if ratio <= 3 else 'MISSED'})"
             )
 
 
