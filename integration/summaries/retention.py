@@ -21,7 +21,7 @@ from datetime import datetime
 from sqlalchemy import delete, select
 
 from integration.store.db import Database
-from integration.store.schema import summary_delivery, sync_outbox
+from integration.store.schema import summary_delivery, sync_destination, sync_outbox
 from integration.summaries.handoff import KEY_PREFIX, ledger_pk
 from integration.sync.outbox import SENT
 
@@ -34,8 +34,8 @@ def purge_delivered_requests(
 ) -> int:
     """Delete sent summary request rows, sent before `before`, of versions the ledger records as sent."""
     o, s = sync_outbox.c, summary_delivery.c
-    with db.reader() as conn:
-        referrers = list(conn.execute(select(s.referrer).distinct()).scalars())
+    with db.reader() as conn:  # a sent row had a delivery run, which made its destination's state row
+        referrers = list(conn.execute(select(sync_destination.c.name)).scalars())
     removed, budget = 0, max_batches
     for name in referrers:  # per destination: the scan follows the (destination, status, pk) index
         after = 0
