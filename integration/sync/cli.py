@@ -25,6 +25,11 @@ def _destination(name: str):  # noqa: ANN202
     return found
 
 
+def _echo_run(run: dict) -> None:
+    """A finished run as one JSON line (id, state, counts, errors: no resource content)."""
+    click.echo(orjson.dumps({k: run[k] for k in ("run_id", "state", "counts", "errors")}, default=str))
+
+
 @sync_cli.command("list")
 def sync_list() -> None:
     """The configured destinations: name, kind, enabled, origin."""
@@ -44,7 +49,7 @@ def sync_run(name: str, full: bool) -> None:
         raise click.ClickException(f"{name} is disabled or not an EHR destination")
     db, settings = current_app.extensions["horizon.db"], current_app.config["HORIZON_SETTINGS"]
     run = service.run_now(db, settings, destination, {"full": full}, "cli")
-    click.echo(orjson.dumps({k: run[k] for k in ("run_id", "state", "counts", "errors")}, default=str))
+    _echo_run(run)
 
 
 @sync_cli.command("pull")
@@ -65,7 +70,7 @@ def sync_pull(name: str, full: bool) -> None:
     run = pull_service.run_now(
         db, settings, app.extensions["horizon.mapping"], destination, {"full": full}, "cli"
     )
-    click.echo(orjson.dumps({k: run[k] for k in ("run_id", "state", "counts", "errors")}, default=str))
+    _echo_run(run)
 
 
 @sync_cli.command("capabilities")

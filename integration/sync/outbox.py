@@ -198,10 +198,6 @@ def _for(dialect: str, sql: str) -> str:
     return _NAMED.sub(r"%(\1)s", sql) if dialect == "postgresql" else sql
 
 
-def _dialect_sql(conn: Connection, sql: str) -> str:
-    return _for(conn.dialect.name, sql)
-
-
 def _in(dialect: str, column: str, name: str) -> str:
     """`column IN` a one-parameter list (see `_array`)."""
     if dialect == "postgresql":
@@ -486,7 +482,7 @@ class OutboxRepository:
         if keep:
             sql += f" AND NOT ({_in(self._conn.dialect.name, 'lane', 'keep')})"
         params = {"destination": destination, "holder": holder, "keep": _array(self._conn, sorted(set(keep)))}
-        self._conn.exec_driver_sql(_dialect_sql(self._conn, sql), params)
+        self._conn.exec_driver_sql(_for(self._conn.dialect.name, sql), params)
 
     # --- outcomes ------------------------------------------------------------------------------
     def mark_sent(self, pks: Iterable[int], now: datetime, run_id: str | None, status: int | None) -> None:
