@@ -36,7 +36,7 @@ from integration.ingest.service import COLLECTIONS, ingest
 from integration.settings import Settings
 from integration.store.db import Database, make_engine
 from integration.store.schema import change_feed, fhir_resource_version, sync_outbox
-from integration.sync import bundle
+from integration.sync import bundle, service
 from integration.sync.destinations import parse
 from integration.sync.engine import DeliveryEngine
 from integration.sync.feed import advance
@@ -67,12 +67,12 @@ def _receiver(port: int) -> None:
     make_server("127.0.0.1", port, app).serve_forever()
 
 
-def _destination(url: str) -> Any:
+def _destination(url: str, name: str = "bench") -> Any:
     return parse(
         {
             "destination": [
                 {
-                    "name": "bench",
+                    "name": name,
                     "kind": "ehr",
                     "base_url": url,
                     "auth": {"type": "none"},
@@ -128,31 +128,36 @@ def _push(db_url: str, label: str) -> None:
         total = sum(len(orjson.loads(b)["entry"]) for b in bundles)
         session = requests.Session()
         floor = timed(lambda: [session.post(url, data=b, timeout=30) for b in bundles])
-        destination = _destination(url)
-        engine = DeliveryEngine(db, settings, destination)
         counts: dict[str, int] = {}
-        fed: list[float] = []
 
-        def run() -> None:
-            started = time.perf_counter()
+        def run() -> None:  # what a scheduled run does: direct from the feed, then the outbox path
+            destination = _destination(url)
+            started, _created = service.start(db, settings, destination, {}, "bench")
+            engine = DeliveryEngine(db, settings, destination)
+            counts.update(service.execute(db, settings, destination, started["run_id"], {}, engine).as_dict())
+
+        def outbox_only() -> None:  # the outbox path alone (runs of one patient, full re-offers)
+            destination = _destination(url, "bench-outbox")
             advance(db, destination)
-            fed.append(time.perf_counter() - started)
-            counts.update(engine.deliver().as_dict())
+            counts.update(DeliveryEngine(db, settings, destination).deliver().as_dict())
 
         seconds = timed(run)
         assert counts["sent"] == total, counts
+        outbox_seconds = timed(outbox_only)
+        assert counts["sent"] == total, counts
         row(f"receiver floor: bare client posting bundles ({label})", total / floor, "resources/s")
         row(
-            f"sync push: feed + outbox + deliver + record ({label})",
+            f"sync push: a run, feed -> send -> record ({label})",
             total / seconds,
             "resources/s",
-            f"({100 * floor / seconds:.0f}% of floor, {total} resources)",
+            f"({100 * floor / seconds:.0f}% of floor, {total} resources; target >= 80%: "
+            f"{'met' if floor / seconds >= 0.8 else 'MISSED'})",
         )
         row(
-            f"  of which feed, change feed -> outbox ({label})",
-            fed[0] * 1000,
-            "ms",
-            f"(deliver {1000 * (seconds - fed[0]):.0f} ms, floor {1000 * floor:.0f} ms)",
+            f"  outbox path alone, advance + deliver ({label})",
+            total / outbox_seconds,
+            "resources/s",
+            f"({100 * floor / outbox_seconds:.0f}% of floor)",
         )
         db.engine.dispose()
     finally:

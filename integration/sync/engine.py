@@ -102,7 +102,7 @@ class DeliveryEngine:
 
         One group of batches is in flight on a sender thread while this thread records the group
         before it and claims the next one (one transaction), so the partner's time and ours overlap.
-        A group is sent batch after batch (`_send_group`); it starts at one batch and doubles up to
+        A group is sent batch after batch (`send_group`); it starts at one batch and doubles up to
         GROUP_MAX, so a long backlog pays one commit per GROUP_MAX batches (a commit's flush costs
         about as much as a local partner's answer) while a short one is recorded batch by batch.
         The next group may hold later rows of an in-flight lane; they go out only after that lane's
@@ -154,7 +154,7 @@ class DeliveryEngine:
                     batches += -(-len(items) // self.destination.batch_size)
                     group = min(group * 2, GROUP_MAX)
                     until = claimed_at + self.lease_seconds / 4
-                    future = pool.submit(self._send_group, items, mode, conditional, until)
+                    future = pool.submit(self.send_group, items, mode, conditional, until)
                     flight = _Flight(items, future)
                     continue
                 if done is not None:
@@ -167,7 +167,7 @@ class DeliveryEngine:
                     break
         return counts
 
-    def _send_group(
+    def send_group(
         self, items: list[OutboxItem], mode: str, conditional: bool, until: float
     ) -> tuple[list[Result], bool]:
         """Send a claimed group batch after batch (sender thread); stop at the first unhealthy exchange.

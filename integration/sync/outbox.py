@@ -165,6 +165,32 @@ _UNNEST_TYPES = [
     ("headers", "text"),
     ("signer", "text"),
 ]
+# The outcome columns a row is written with (in this order, after the OutboxWrite's).
+_OUTCOME_TYPES = [
+    ("status", "text"),
+    ("attempts", "integer"),
+    ("next_attempt_at", "timestamptz"),
+    ("last_status", "integer"),
+    ("last_error", "text"),
+    ("response", "text"),
+]
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """An outbox row to write in its final state: a write with its status and attempt so far."""
+
+    write: OutboxWrite
+    status: str
+    attempts: int
+    next_attempt_at: datetime
+    last_status: int | None = None
+    last_error: str | None = None
+    response: str | None = None
+
+    @classmethod
+    def pending(cls, write: OutboxWrite, due: datetime) -> Recorded:
+        return cls(write, PENDING, 0, due)
 
 
 def _still_open() -> Any:
@@ -193,7 +219,7 @@ _NAMED = re.compile(r"(?<![:\w]):(\w+)")
 
 
 @lru_cache(maxsize=64)
-def _for(dialect: str, sql: str) -> str:
+def driver_sql(dialect: str, sql: str) -> str:
     """Driver SQL written with `:name` parameters, in the driver's style (psycopg: `%(name)s`)."""
     return _NAMED.sub(r"%(\1)s", sql) if dialect == "postgresql" else sql
 
@@ -261,9 +287,11 @@ class _ClaimSql:
         if pg:  # one statement: choose (materialized, once), lease, read
             locked = lease.replace("(" + chosen + ")", "(SELECT lane FROM picked)") + " RETURNING lane"  # noqa: S608
             pick = "WITH picked AS MATERIALIZED (" + chosen + "), locked AS (" + locked + ") "
-            return _ClaimSql(None, _for(dialect, pick + rows("o.lane = ANY(ARRAY(SELECT lane FROM locked))")))
+            return _ClaimSql(
+                None, driver_sql(dialect, pick + rows("o.lane = ANY(ARRAY(SELECT lane FROM locked))"))
+            )
         lanes = _in(dialect, "o.lane", "locked")
-        return _ClaimSql(_for(dialect, lease + " RETURNING lane"), _for(dialect, rows(lanes)))
+        return _ClaimSql(driver_sql(dialect, lease + " RETURNING lane"), driver_sql(dialect, rows(lanes)))
 
 
 _RELEASE = (
@@ -309,11 +337,8 @@ class OutboxRepository:
             if w.dedupe_key not in seen:
                 seen.add(w.dedupe_key)
                 new.append(w)
-        if new and self._conn.dialect.name == "postgresql":
-            self._insert_unnest(destination, new, now, run_id)
-        elif new:
-            self._insert_many_sqlite(destination, new, now, run_id)
         if new:
+            self._insert_final(destination, [Recorded.pending(w, now) for w in new], now, run_id)
             lanes = sorted({w.lane for w in new})
             self._conn.execute(
                 self._insert(sync_lane).on_conflict_do_nothing(),
@@ -321,53 +346,82 @@ class OutboxRepository:
             )
         return len(new), sum(1 for s in existing.values() if s == SENT)
 
-    def _insert_unnest(
-        self, destination: str, writes: Sequence[OutboxWrite], now: datetime, run_id: str | None
+    def record_final(
+        self, destination: str, rows: Sequence[Recorded], now: datetime, run_id: str | None
     ) -> None:
-        """PostgreSQL: all rows in one INSERT .. SELECT from unnest(arrays), in the given order.
+        """Write rows already in their final state (direct delivery, direct.py), in the given order.
 
-        psycopg runs an executemany as one INSERT per row (44 us a row); arrays make it one statement.
+        A key already in the outbox is skipped. Lanes with a row that may still be sent (pending, or
+        dead and retried by an admin later) get their sync_lane row, which a claim needs.
         """
-        columns = [name for name, _ in _UNNEST_TYPES]
-        params = {name: [getattr(w, name) for w in writes] for name in columns}
-        arrays = ", ".join(f"%({name})s::{kind}[]" for name, kind in _UNNEST_TYPES)
-        self._conn.exec_driver_sql(
-            f"INSERT INTO sync_outbox ({', '.join(columns)}, destination, status, attempts,"  # noqa: S608
-            " next_attempt_at, created_at, updated_at, run_id)"
-            f" SELECT {', '.join('u.' + c for c in columns)}, %(destination)s, %(status)s, 0,"
-            " %(now)s, %(now)s, %(now)s, %(run_id)s"
-            f" FROM unnest({arrays}) WITH ORDINALITY AS u({', '.join(columns)}, ord)"
-            " ORDER BY u.ord ON CONFLICT DO NOTHING",
-            {**params, "destination": destination, "status": PENDING, "now": now, "run_id": run_id},
-        )
+        if not rows:
+            return
+        self._insert_final(destination, rows, now, run_id)
+        lanes = sorted({r.write.lane for r in rows if r.status != SENT})
+        if lanes:
+            self._conn.execute(
+                self._insert(sync_lane).on_conflict_do_nothing(),
+                [{"destination": destination, "lane": lane} for lane in lanes],
+            )
 
-    def _insert_many_sqlite(
-        self, destination: str, writes: Sequence[OutboxWrite], now: datetime, run_id: str | None
+    def _insert_final(
+        self, destination: str, rows: Sequence[Recorded], now: datetime, run_id: str | None
     ) -> None:
-        """SQLite: one executemany of plain tuples, the timestamp converted once.
+        """One statement for all rows, in order; a key already there is skipped.
 
-        Through SQLAlchemy each row's three timestamps went through the column type (two thirds of
-        the enqueue time); the stored format is the type's own, from its bind processor.
+        PostgreSQL: INSERT .. SELECT from unnest(arrays) (psycopg runs an executemany as one INSERT
+        per row, 44 us a row). SQLite: one executemany of plain tuples, each timestamp through the
+        column type's own bind processor once (through SQLAlchemy, a row's timestamps cost two
+        thirds of the enqueue time).
         """
-        columns = [name for name, _ in _UNNEST_TYPES]
-        process = sync_outbox.c.created_at.type._cached_bind_processor(self._conn.dialect)
-        stamp = process(now) if process else now
-        fixed = (destination, PENDING, 0, stamp, stamp, stamp, run_id)
-        marks = ", ".join("?" * (len(columns) + len(fixed)))
+        names = [name for name, _ in _UNNEST_TYPES] + [name for name, _ in _OUTCOME_TYPES]
+        columns = ", ".join(names) + ", destination, created_at, updated_at, run_id"
+        if self._conn.dialect.name == "postgresql":
+            params: dict[str, Any] = {
+                name: [getattr(r.write, name) for r in rows] for name, _ in _UNNEST_TYPES
+            }
+            params.update({name: [getattr(r, name) for r in rows] for name, _ in _OUTCOME_TYPES})
+            arrays = ", ".join(f"%({name})s::{kind}[]" for name, kind in (*_UNNEST_TYPES, *_OUTCOME_TYPES))
+            self._conn.exec_driver_sql(
+                f"INSERT INTO sync_outbox ({columns})"  # noqa: S608
+                f" SELECT {', '.join('u.' + c for c in names)}, %(destination)s, %(now)s, %(now)s, %(run_id)s"
+                f" FROM unnest({arrays}) WITH ORDINALITY AS u({', '.join(names)}, ord)"
+                " ORDER BY u.ord ON CONFLICT DO NOTHING",
+                {**params, "destination": destination, "now": now, "run_id": run_id},
+            )
+            return
+        stamp = _stamp(self._conn, now)
+        fixed = (destination, stamp, stamp, run_id)
+        write_fields = [name for name, _ in _UNNEST_TYPES]
+        stamps: dict[datetime, Any] = {now: stamp}
+        values = []
+        for r in rows:
+            due = stamps.get(r.next_attempt_at)
+            if due is None:
+                due = stamps[r.next_attempt_at] = _stamp(self._conn, r.next_attempt_at)
+            outcome = (r.status, r.attempts, due, r.last_status, r.last_error, r.response)
+            values.append((*(getattr(r.write, c) for c in write_fields), *outcome, *fixed))
+        marks = ", ".join("?" * (len(names) + len(fixed)))
         self._conn.exec_driver_sql(
-            f"INSERT INTO sync_outbox ({', '.join(columns)}, destination, status, attempts,"  # noqa: S608
-            f" next_attempt_at, created_at, updated_at, run_id) VALUES ({marks}) ON CONFLICT DO NOTHING",
-            [tuple(getattr(w, c) for c in columns) + fixed for w in writes],
+            f"INSERT INTO sync_outbox ({columns}) VALUES ({marks}) ON CONFLICT DO NOTHING",  # noqa: S608
+            values,
         )
 
     def enqueue_changes(
-        self, destination: str, condition: Any, lanes: Iterable[str], now: datetime, run_id: str | None
+        self,
+        destination: str,
+        condition: Any,
+        lanes: Iterable[str],
+        now: datetime,
+        run_id: str | None,
+        status: str = PENDING,
     ) -> int:
         """Enqueue the change-feed rows matching `condition` (new keys: past the cursor), in seq order,
         with one INSERT .. SELECT; a key that exists anyway is skipped. Returns how many were added.
 
         The rows are what `OutboxWrite.resource` makes of each change: lane = patient or SHARED_LANE,
         dedupe key Type/id/_history/version. `lanes` names their lanes (sync_lane rows to create).
+        `status` SENT records changes already delivered (direct.py) without any row passing through Python.
         """
         c = change_feed.c
         stamp = literal(now, sync_outbox.c.created_at.type)
@@ -382,7 +436,7 @@ class OutboxRepository:
                 c.version_id,
                 c.deleted,
                 c.patient_id,
-                literal(PENDING, String),
+                literal(status, String),
                 literal(0, Integer),
                 stamp,
                 stamp,
@@ -412,12 +466,31 @@ class OutboxRepository:
         added = self._conn.execute(
             self._insert(sync_outbox).from_select(columns, rows).on_conflict_do_nothing()
         ).rowcount
-        if added:
+        if added and lanes:
             self._conn.execute(
                 self._insert(sync_lane).on_conflict_do_nothing(),
                 [{"destination": destination, "lane": lane} for lane in sorted(set(lanes))],
             )
         return int(added)
+
+    def lanes_pending(self, destination: str, lanes: Iterable[str]) -> set[str]:
+        """Of `lanes`, those with a pending row (index destination, status, pk: bounded by what waits)."""
+        dialect = self._conn.dialect.name
+        sql = (
+            "SELECT DISTINCT lane FROM sync_outbox WHERE destination = :destination"  # noqa: S608
+            " AND status = 'pending' AND " + _in(dialect, "lane", "lanes")
+        )
+        params = {"destination": destination, "lanes": _array(self._conn, sorted(set(lanes)))}
+        return {r[0] for r in self._conn.exec_driver_sql(driver_sql(dialect, sql), params)}
+
+    def pks_of(self, destination: str, keys: Sequence[str]) -> dict[str, int]:
+        """The pk of each given dedupe key's row."""
+        t = sync_outbox.c
+        found: dict[str, int] = {}
+        for part in chunks(list(keys), 500):
+            query = select(t.dedupe_key, t.pk).where(t.destination == destination, t.dedupe_key.in_(part))
+            found.update({r.dedupe_key: r.pk for r in self._conn.execute(query)})
+        return found
 
     # --- claiming ------------------------------------------------------------------------------
     def claim(
@@ -482,7 +555,7 @@ class OutboxRepository:
         if keep:
             sql += f" AND NOT ({_in(self._conn.dialect.name, 'lane', 'keep')})"
         params = {"destination": destination, "holder": holder, "keep": _array(self._conn, sorted(set(keep)))}
-        self._conn.exec_driver_sql(_for(self._conn.dialect.name, sql), params)
+        self._conn.exec_driver_sql(driver_sql(self._conn.dialect.name, sql), params)
 
     # --- outcomes ------------------------------------------------------------------------------
     def mark_sent(self, pks: Iterable[int], now: datetime, run_id: str | None, status: int | None) -> None:
@@ -506,7 +579,7 @@ class OutboxRepository:
             + f" WHERE {_in(dialect, 'pk', 'pks')} AND status NOT IN ('sent', 'dead')"
         )
         params = {**values, "status": state, "now": _stamp(self._conn, now), "run_id": run_id}
-        self._conn.exec_driver_sql(_for(dialect, sql), {**params, "pks": _array(self._conn, pks)})
+        self._conn.exec_driver_sql(driver_sql(dialect, sql), {**params, "pks": _array(self._conn, pks)})
 
     def defer(
         self,

@@ -20,6 +20,7 @@ from integration.store.schema import change_feed, sync_outbox
 from integration.sync import bundle, destinations
 from integration.sync.capabilities import choose
 from integration.sync.destinations import Destination
+from integration.sync.direct import DirectDelivery
 from integration.sync.engine import Counts, DeliveryEngine
 from integration.sync.feed import FeedReport, advance, offer_all, writes_for
 from integration.sync.outbox import OutboxItem
@@ -83,11 +84,14 @@ def execute(
     options: dict[str, Any],
     engine: DeliveryEngine | None = None,
 ) -> Counts:
-    """Feed the outbox and deliver; the run ends done (even with dead letters) or failed (a crash)."""
+    """Deliver the feed's clear lanes straight (direct.py), feed the outbox with the rest, deliver it;
+    the run ends done (even with dead letters) or failed (a crash)."""
     counts = Counts()
     try:
         engine = engine or DeliveryEngine(db, settings, destination)
         patient = options.get("patient")
+        if not patient and not options.get("full"):
+            DirectDelivery(engine).deliver(run_id, counts)  # the feed's clear lanes, straight
         report = advance(db, destination, run_id)
         if options.get("full"):
             report = offer_all(db, destination, patient, run_id)
