@@ -1,17 +1,19 @@
 """Sync push throughput to a fast local receiver beside the receiver's floor, and the cost of a no-change run.
 
-Push: synthetic sessions are stored through intake, then the delivery engine feeds the outbox and
-sends every resource version as transaction Bundles to a minimal FHIR receiver in its own process
-(it parses each Bundle and answers 200 per entry). The floor posts the same Bundles, built beforehand
-from the stored bytes, straight at the same receiver with a bare requests session: the ratio shows
-what the outbox, leases and outcome bookkeeping cost on top of HTTP; a breakdown line gives the
-feed's share of the push (its time is counted in the push figure). The push runs on SQLite, then
-on PostgreSQL when it is reachable (schema `BENCH_PG_SCHEMA`); `BENCH_SYNC_PUSH_ONLY=1` skips the
-no-change run below.
+Push: synthetic sessions are stored through intake, then one sync run (what the scheduler does:
+direct delivery from the change feed, then the outbox path for the rest) sends every resource
+version as transaction Bundles to a minimal FHIR receiver in its own process (it parses each Bundle
+and answers 200 per entry). The floor posts the same Bundles, built beforehand from the stored
+bytes, straight at the same receiver with a bare requests session: the ratio shows what reading the
+feed and recording outcomes cost on top of HTTP. A second line gives the outbox path alone (feed
+advance, claim, send, record), as runs of one patient and full re-offers take it. The push runs on
+SQLite, then on PostgreSQL when it is reachable (schema `BENCH_PG_SCHEMA`); `BENCH_SYNC_PUSH_ONLY=1`
+skips the no-change run below.
 
 No-change run: a destination whose cursor is at the end of a change feed of N entries, with N
-delivered outbox rows; a run (feed + deliver) finds nothing to send. Invariant 2 says its cost must
-not grow with N (target: within 1.2x between 10k and 1M). `BENCH_SYNC_LARGE` changes the large N.
+delivered outbox rows; a whole scheduled run (start, direct delivery, feed, outbox delivery,
+finish) finds nothing to send. Invariant 2 says its cost must not grow with N (target: within 1.2x
+between 10k and 1M). `BENCH_SYNC_LARGE` changes the large N.
 """
 
 from __future__ import annotations
@@ -223,8 +225,8 @@ def noop(tmp: Path) -> None:
         times = []
         for _ in range(30):
             started = time.perf_counter()
-            advance(db, destination)
-            assert engine.deliver().sent == 0
+            run, _created = service.start(db, settings, destination, {}, "bench")
+            assert service.execute(db, settings, destination, run["run_id"], {}, engine).sent == 0
             times.append(time.perf_counter() - started)
         medians.append(statistics.median(times))
         row(f"no-change sync run, {size:,} stored versions (SQLite)", medians[-1] * 1e6, "us/run")
