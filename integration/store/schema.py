@@ -485,6 +485,8 @@ sync_outbox = Table(
 )
 
 # The lease on a lane: only its holder delivers the lane's rows, so order holds across workers.
+# `held_until`: a write of the lane waits for a retry (backoff, Retry-After); nothing of the lane is
+# due before then, not even changes queued behind it later.
 sync_lane = Table(
     "sync_lane",
     metadata,
@@ -492,6 +494,7 @@ sync_lane = Table(
     Column("lane", String(160), primary_key=True),
     Column("holder", String(128), nullable=True),
     Column("lease_expires_at", UtcDateTime(), nullable=True),
+    Column("held_until", UtcDateTime(), nullable=True),
 )
 
 # Sync runs (scheduled or triggered by an admin). `active_destination` is set only while running:

@@ -18,11 +18,11 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, and_, case, func, select
 
 from integration.settings import Settings
 from integration.store.db import Database
-from integration.store.schema import sync_outbox
+from integration.store.schema import sync_lane, sync_outbox
 from integration.sync import retry
 from integration.sync.breaker import HALF_OPEN
 from integration.sync.capabilities import choose, discover, needs_discovery
@@ -214,14 +214,19 @@ class DeliveryEngine:
         return [i for i in items if i.lane not in waiting] if waiting else items
 
     def _wait_for_due(self, deadline: float, lane: str | None) -> bool:
-        """Sleep until the next pending row falls due, if that is before the deadline."""
-        t = sync_outbox.c
+        """Sleep until the next pending row falls due (and its lane's retry hold is over), if that is
+        before the deadline."""
+        t, held = sync_outbox.c, sync_lane.c
+        due_at = case((held.held_until > t.next_attempt_at, held.held_until), else_=t.next_attempt_at)
         with self.db.reader() as conn:
             query = (
-                select(t.next_attempt_at)
+                select(func.min(due_at))
+                .select_from(
+                    sync_outbox.outerjoin(
+                        sync_lane, and_(held.destination == t.destination, held.lane == t.lane)
+                    )
+                )
                 .where(t.destination == self.destination.name, t.status == "pending")
-                .order_by(t.next_attempt_at)
-                .limit(1)
             )
             if lane is not None:
                 query = query.where(t.lane == lane)

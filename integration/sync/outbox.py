@@ -21,6 +21,7 @@ from sqlalchemy import (
     Connection,
     Integer,
     String,
+    bindparam,
     cast,
     func,
     literal,
@@ -249,12 +250,14 @@ class _ClaimSql:
     def of(dialect: str, one_lane: bool, exclude: bool) -> _ClaimSql:
         pg = dialect == "postgresql"
         not_in_flight = f" AND NOT ({_in(dialect, 'o.pk', 'exclude')})" if exclude else ""
-        # The oldest due rows whose lane nobody else holds, in pk order (index destination, status, pk).
+        # The oldest due rows whose lane nobody else holds and no retry holds back, in pk order
+        # (index destination, status, pk; the lane by its primary key).
         due = (
             "SELECT o.lane AS lane, o.pk AS pk FROM sync_outbox AS o"  # noqa: S608
             " WHERE o.destination = :destination AND o.status = 'pending' AND o.next_attempt_at <= :now"
             " AND NOT EXISTS (SELECT 1 FROM sync_lane AS b WHERE b.destination = o.destination"
-            " AND b.lane = o.lane AND b.lease_expires_at >= :now AND b.holder != :holder)"
+            " AND b.lane = o.lane AND (b.lease_expires_at >= :now AND b.holder != :holder"
+            " OR b.held_until > :now))"
             + (" AND o.lane = :lane" if one_lane else "")
             + not_in_flight
             + " ORDER BY o.pk LIMIT :due"
@@ -363,6 +366,11 @@ class OutboxRepository:
                 self._insert(sync_lane).on_conflict_do_nothing(),
                 [{"destination": destination, "lane": lane} for lane in lanes],
             )
+        held: dict[str, datetime] = {}
+        for r in rows:  # a write to retry holds its lane until its next attempt
+            if r.status == PENDING and r.attempts and r.next_attempt_at > now:
+                held[r.write.lane] = max(r.next_attempt_at, held.get(r.write.lane, r.next_attempt_at))
+        self.hold_lanes(destination, held)
 
     def _insert_final(
         self, destination: str, rows: Sequence[Recorded], now: datetime, run_id: str | None
@@ -602,6 +610,18 @@ class OutboxRepository:
             .where(t.destination == destination, t.lane == item.lane, t.status == PENDING)
             .values(next_attempt_at=until)
         )
+        self.hold_lanes(destination, {item.lane: until})
+
+    def hold_lanes(self, destination: str, until: Mapping[str, datetime]) -> None:
+        """Nothing of these lanes is due before their time, not even rows queued behind them later."""
+        if until:
+            lane = sync_lane.c
+            self._conn.execute(
+                update(sync_lane)
+                .where(lane.destination == destination, lane.lane == bindparam("b_lane"))
+                .values(held_until=bindparam("b_until")),
+                [{"b_lane": name, "b_until": moment} for name, moment in until.items()],
+            )
 
     # --- admin ---------------------------------------------------------------------------------
     def pending_summary(self, destination: str) -> tuple[int, datetime | None]:

@@ -87,4 +87,3 @@ def two_destinations(app, tmp_path, receiver, batch_size):
     )
     app.extensions[service.EXTENSION] = {d.name: d for d in load(path)}
     return app
-

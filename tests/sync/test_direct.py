@@ -210,3 +210,23 @@ def test_types_and_consent_filter_and_a_paused_destination_reads_nothing(db, ctx
     patients = sum(1 for (t, _i) in current(db) if t == "Patient")
     assert counts.sent == patients and {w[1].split("/")[0] for w in receiver.writes} == {"Patient"}
     assert statuses(db) == Counter({"sent": patients}) and cursor(db) == feed_end(db)
+
+
+def test_a_lane_held_by_retry_after_sends_nothing_when_new_changes_arrive(db, ctx, settings, receiver):
+    batch = load(db, ctx, patients=1)
+    retry = {"base_seconds": 0.05, "max_seconds": 600, "max_attempts": 5}
+    destination = make_destination(receiver.url, batch_size=1000, retry=retry)
+    receiver.fail_next(1, 429, {"Retry-After": "300"})  # the one Bundle: every lane waits 5 minutes
+    first = run(db, settings, destination, linger=0)
+    assert first["sent"] == 0 and first["retrying"] > 0
+    before = len(receiver.requests)
+    session = copy.deepcopy(batch["sessions"][0])
+    session["vitals"] = session["vitals"][:-1]
+    store(db, ctx, {"sessions": [session]})  # new changes of the held patient: queued behind its head
+    assert run(db, settings, destination, linger=0)["sent"] == 0 and len(receiver.requests) == before
+    o = sync_outbox.c
+    with db.writer() as conn:  # the five minutes are over
+        conn.execute(update(sync_outbox).values(next_attempt_at=o.created_at))
+        conn.execute(update(sync_lane).values(held_until=None))
+    run(db, settings, destination, linger=0)
+    assert_mirrors(receiver, db)
