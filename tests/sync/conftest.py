@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from integration.ingest import synthetic
 from integration.ingest.service import COLLECTIONS, ingest
-from integration.store.schema import fhir_resource
+from integration.store.schema import fhir_resource, sync_lane, sync_outbox
 from integration.sync.destinations import Destination, parse
 from tests.sync.receiver import Receiver
 
@@ -88,3 +89,25 @@ def _outbox_rows(db: Any, resource_type: str, resource_id: str) -> list[tuple[An
             .order_by(o.pk)
         )
         return [tuple(r) for r in rows]
+
+
+def held_by_retry_after(receiver: Receiver) -> Destination:
+    """A destination whose first Bundle (all of a small load) is answered 429 with Retry-After: 300."""
+    retry = {"base_seconds": 0.05, "max_seconds": 600, "max_attempts": 5}
+    receiver.fail_next(1, 429, {"Retry-After": "300"})
+    return make_destination(receiver.url, batch_size=1000, retry=retry)
+
+
+def vitals_trimmed(batch: dict[str, Any]) -> dict[str, Any]:
+    """The batch's first session with one vital-sign set fewer: new versions in that patient's lane."""
+    session = copy.deepcopy(batch["sessions"][0])
+    assert len(session["vitals"]) > 1
+    session["vitals"] = session["vitals"][:-1]
+    return {"sessions": [session]}
+
+
+def end_holds(db: Any) -> None:
+    """Every pending write due now and no lane held: as if the waits were over."""
+    with db.writer() as conn:
+        conn.execute(update(sync_outbox).values(next_attempt_at=sync_outbox.c.created_at))
+        conn.execute(update(sync_lane).values(held_until=None))

@@ -20,7 +20,16 @@ from integration.sync.feed import advance
 from integration.sync.outbox import OutboxRepository, OutboxWrite
 from integration.sync.state import StateRepository
 from mappings.ids import resource_id
-from tests.sync.conftest import assert_mirrors, current, load, make_destination, store
+from tests.sync.conftest import (
+    assert_mirrors,
+    current,
+    end_holds,
+    held_by_retry_after,
+    load,
+    make_destination,
+    store,
+    vitals_trimmed,
+)
 
 
 def run(db, settings, destination, linger: float = 5.0, engine: DeliveryEngine | None = None) -> dict:
@@ -214,19 +223,12 @@ def test_types_and_consent_filter_and_a_paused_destination_reads_nothing(db, ctx
 
 def test_a_lane_held_by_retry_after_sends_nothing_when_new_changes_arrive(db, ctx, settings, receiver):
     batch = load(db, ctx, patients=1)
-    retry = {"base_seconds": 0.05, "max_seconds": 600, "max_attempts": 5}
-    destination = make_destination(receiver.url, batch_size=1000, retry=retry)
-    receiver.fail_next(1, 429, {"Retry-After": "300"})  # the one Bundle: every lane waits 5 minutes
+    destination = held_by_retry_after(receiver)  # the one Bundle: every lane waits 5 minutes
     first = run(db, settings, destination, linger=0)
     assert first["sent"] == 0 and first["retrying"] > 0
     before = len(receiver.requests)
-    session = copy.deepcopy(batch["sessions"][0])
-    session["vitals"] = session["vitals"][:-1]
-    store(db, ctx, {"sessions": [session]})  # new changes of the held patient: queued behind its head
+    store(db, ctx, vitals_trimmed(batch))  # new changes of the held patient: queued behind its head
     assert run(db, settings, destination, linger=0)["sent"] == 0 and len(receiver.requests) == before
-    o = sync_outbox.c
-    with db.writer() as conn:  # the five minutes are over
-        conn.execute(update(sync_outbox).values(next_attempt_at=o.created_at))
-        conn.execute(update(sync_lane).values(held_until=None))
+    end_holds(db)
     run(db, settings, destination, linger=0)
     assert_mirrors(receiver, db)

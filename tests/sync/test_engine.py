@@ -18,7 +18,16 @@ from integration.sync.engine import DeliveryEngine
 from integration.sync.feed import advance
 from integration.sync.outbox import OutboxRepository
 from integration.sync.state import StateRepository
-from tests.sync.conftest import assert_mirrors, current, load, make_destination, store
+from tests.sync.conftest import (
+    assert_mirrors,
+    current,
+    end_holds,
+    held_by_retry_after,
+    load,
+    make_destination,
+    store,
+    vitals_trimmed,
+)
 
 
 def sync(db, settings, destination, **kwargs):
@@ -532,27 +541,15 @@ def test_two_pending_versions_of_one_resource_go_in_separate_bundles(db, ctx, se
     assert {r[1] for r in receiver.requests} == {"/fhir"}
 
 
-def _vitals_trimmed(batch):
-    """The batch's first session with one vital-sign set fewer: new versions in that patient's lane."""
-    session = copy.deepcopy(batch["sessions"][0])
-    assert len(session["vitals"]) > 1
-    session["vitals"] = session["vitals"][:-1]
-    return {"sessions": [session]}
-
-
 def test_a_lane_held_by_retry_after_stays_held_when_new_changes_arrive(db, ctx, settings, receiver):
     batch = load(db, ctx, patients=1)
-    retry = {"base_seconds": 0.05, "max_seconds": 600, "max_attempts": 5}
-    destination = make_destination(receiver.url, batch_size=1000, retry=retry)
-    receiver.fail_next(1, 429, {"Retry-After": "300"})  # the one Bundle: every lane waits 5 minutes
+    destination = held_by_retry_after(receiver)  # the one Bundle: every lane waits 5 minutes
     first = sync(db, settings, destination, linger=0)
     assert first.sent == 0 and first.retrying > 0
     before = len(receiver.requests)
-    store(db, ctx, _vitals_trimmed(batch))  # new changes in the held lane, due at once
+    store(db, ctx, vitals_trimmed(batch))  # new changes in the held lane, due at once
     again = sync(db, settings, destination, linger=0)
     assert again.sent == 0 and len(receiver.requests) == before  # the lane's head is not due yet
-    with db.writer() as conn:  # the five minutes are over
-        conn.execute(sync_outbox.update().values(next_attempt_at=sync_outbox.c.created_at))
-        conn.execute(sync_lane.update().values(held_until=None))
+    end_holds(db)
     sync(db, settings, destination, linger=0)
     assert_mirrors(receiver, db)
